@@ -1,0 +1,213 @@
+"""`HiddenMixup`: a mixing point of SpeechMix."""
+
+import contextlib
+import contextvars
+
+import keras
+from keras import ops
+
+__all__ = ["HiddenMixup", "active_plan", "plan_scope"]
+
+_RULES = ("auto", "normal", "sound")
+_ACTIVE_PLAN = contextvars.ContextVar("keras_speechmix_plan", default=None)
+
+
+def active_plan():
+    """Returns the plan of the `plan_scope` being run, or `None`.
+
+    Example:
+
+    >>> active_plan() is None
+    True
+    """
+    return _ACTIVE_PLAN.get()
+
+
+@contextlib.contextmanager
+def plan_scope(plan):
+    """Makes `plan` visible to every `HiddenMixup` called inside the block.
+
+    The training view `SpeechMix` wraps each forward pass in this scope. A
+    context variable, not an attribute, carries the plan, so nothing stays
+    on the layers after the call and each thread (each replica under
+    `MirroredStrategy`) sees only its own plan.
+
+    Example:
+
+    >>> import numpy as np
+    >>> plan = {"partner": np.array([1, 0]), "ratio": np.array([0.5, 0.5]),
+    ...         "point": np.array([[1], [1]])}
+    >>> layer = HiddenMixup(index=0)
+    >>> with plan_scope(plan):
+    ...     out = layer(np.array([[0.0], [2.0]]), training=True)
+    >>> out.numpy().ravel().tolist()
+    [1.0, 1.0]
+    """
+    token = _ACTIVE_PLAN.set(plan)
+    try:
+        yield
+    finally:
+        _ACTIVE_PLAN.reset(token)
+
+
+def _check_plan(plan, index, inputs):
+    if not isinstance(plan, dict) or not {"partner", "ratio", "point"} <= set(plan):
+        raise ValueError(
+            "A SpeechMix plan must be a dict with keys 'partner', 'ratio' and "
+            "'point' (see keras_speechmix.partner_batches); received "
+            f"{type(plan).__name__} {sorted(plan) if isinstance(plan, dict) else ''}."
+        )
+    for key, rank, kind in (("partner", 1, "int"), ("ratio", 1, "float"),
+                            ("point", 2, "int")):
+        value = plan[key]
+        dtype = keras.backend.standardize_dtype(value.dtype)
+        if len(value.shape) != rank or not dtype.startswith(kind):
+            raise ValueError(
+                f"Plan entry '{key}' must be a rank-{rank} {kind} tensor; "
+                f"received shape {tuple(value.shape)} and dtype {dtype}."
+            )
+        batch = value.shape[0]
+        if batch is not None and inputs.shape[0] is not None and batch != inputs.shape[0]:
+            raise ValueError(
+                f"Plan entry '{key}' has {batch} rows but the activation "
+                f"has batch size {inputs.shape[0]} (shape {tuple(inputs.shape)})."
+            )
+    points = plan["point"].shape[1]
+    if index is None:
+        raise ValueError(
+            "This HiddenMixup has no index: wrap the model with "
+            "keras_speechmix.SpeechMix(model), or pass `index=` when passing "
+            "the plan by hand."
+        )
+    if points is not None and index >= points:
+        raise ValueError(
+            f"The plan has {points} mixing points but this HiddenMixup has "
+            f"index {index}: set partner_batches(mix_points=...) to the "
+            "model's number of HiddenMixup layers."
+        )
+
+
+@keras.saving.register_keras_serializable(package="keras_speechmix")
+class HiddenMixup(keras.layers.Layer):
+    """Mixes each clip's activation with its partner's, at one point of a net.
+
+    SpeechMix (Jindal et al., 2020) places several candidate mixing points in
+    a network (the input included, as Manifold Mixup does). Per training batch
+    one point is active: there each activation becomes
+    `h_i <- r_i * h_i + (1 - r_i) * h_partner(i)` while the targets are mixed
+    by the same r. Partners, ratios and the active point come from the batch's
+    plan (`keras_speechmix.partner_batches`); the layer holds no random op.
+
+    It is only active in training and when a plan is given (by hand through
+    `plan=`, or by the training view `keras_speechmix.SpeechMix`); otherwise
+    it is the identity, so the trained model predicts and exports as a plain
+    Keras model.
+
+    Note: only the active point does any work (a `cond` on the plan), so the
+    inactive points cost nothing. Masks pass through; a mixed frame is valid
+    where either clip's frame is.
+
+    References:
+        - Jindal et al., "SpeechMix - Augmenting Deep Sound Recognition using
+          Hidden Space Interpolations", Interspeech 2020.
+        - Tokozume et al., "Learning from Between-class Examples for Deep
+          Sound Recognition", ICLR 2018 (the "sound" rule).
+        - Verma et al., "Manifold Mixup", ICML 2019.
+
+    Args:
+        rule: `"normal"` linear interpolation; `"sound"` BC learning's
+            gain-aware rule, as the authors use at the input (and optionally
+            hidden points): p = 1 / (1 + 10^((G1 - G2) / 20) (1 - r) / r),
+            h = (p h1 + (1 - p) h2) / sqrt(p^2 + (1 - p)^2), the label keeping
+            r. Gains come from the plan (`partner_batches(ratio="bc")`) and
+            are taken equal when absent. `"auto"` (default) is `"sound"` when
+            the plan carries gains, `"normal"` otherwise.
+        index: the mixing point's number. `SpeechMix(model)` numbers the
+            layers in network order when left `None`; pass it when feeding
+            the plan by hand (subclassed models).
+        **kwargs: base layer keyword arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: activation of any rank, batch first.
+        plan: the batch's plan dict, or `None` to use the one of the
+            enclosing `SpeechMix` call (if any).
+        training: Python bool; the layer mixes only when training.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> model = keras.Sequential([
+    ...     keras.Input((8,)), HiddenMixup(),
+    ...     keras.layers.Dense(16, activation="relu"), HiddenMixup(),
+    ...     keras.layers.Dense(3, activation="softmax")])
+    >>> x = np.random.rand(4, 8).astype("float32")
+    >>> bool(np.allclose(model.layers[0](x, training=True), x))
+    True
+    """
+
+    def __init__(self, rule="auto", index=None, **kwargs):
+        super().__init__(**kwargs)
+        if rule not in _RULES:
+            raise ValueError(
+                f"`rule` must be one of {_RULES}; received rule={rule!r}.")
+        if index is not None and (isinstance(index, bool) or not isinstance(index, int)
+                                  or index < 0):
+            raise ValueError(
+                f"`index` must be None or an integer >= 0; received index={index!r}.")
+        self.rule = rule
+        self.index = index
+        self.supports_masking = True
+        self._build_at_init()
+
+    def _coefficients(self, plan, partner):
+        ratio = ops.cast(plan["ratio"], "float32")
+        rule = self.rule
+        if rule == "auto":
+            rule = "sound" if "gain" in plan else "normal"
+        if rule == "normal":
+            return ratio, 1.0 - ratio
+        if "gain" in plan:
+            gain = ops.cast(plan["gain"], "float32")
+            gain_diff = gain - ops.take(gain, partner, axis=0)
+        else:
+            gain_diff = ops.zeros_like(ratio)
+        r = ops.clip(ratio, 1e-7, 1.0)
+        p = 1.0 / (1.0 + ops.power(10.0, gain_diff / 20.0) * (1.0 - r) / r)
+        norm = ops.sqrt(p * p + (1.0 - p) * (1.0 - p))
+        return p / norm, (1.0 - p) / norm
+
+    def _is_active(self, plan):
+        return ops.greater(plan["point"][0, self.index], 0)
+
+    def call(self, inputs, plan=None, training=None):
+        if plan is None:
+            plan = active_plan()
+        if training and plan is not None:
+            _check_plan(plan, self.index, inputs)
+            partner = ops.cast(plan["partner"], "int32")
+
+            def mixed():
+                own, other = self._coefficients(plan, partner)
+                shape = (-1,) + (1,) * (len(inputs.shape) - 1)
+                own = ops.reshape(ops.cast(own, inputs.dtype), shape)
+                other = ops.reshape(ops.cast(other, inputs.dtype), shape)
+                return own * inputs + other * ops.take(inputs, partner, axis=0)
+
+            return ops.cond(self._is_active(plan), mixed, lambda: inputs)
+        return inputs
+
+    def compute_mask(self, inputs, mask=None):
+        plan = active_plan()
+        if mask is None or plan is None or self.index is None:
+            return mask
+        partner = ops.cast(plan["partner"], "int32")
+        union = ops.logical_or(mask, ops.take(mask, partner, axis=0))
+        return ops.where(self._is_active(plan), union, mask)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        base_config = super().get_config()
+        config = {"rule": self.rule, "index": self.index}
+        return {**base_config, **config}

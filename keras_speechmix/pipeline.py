@@ -1,0 +1,331 @@
+"""The tf.data side of SpeechMix: batches that carry their own mixing plan.
+
+All randomness of SpeechMix lives here, so that the model holds no random op
+and `fit` needs no custom train step. Each batch gets a *plan*, a dict of
+per-sample tensors:
+
+- `"partner"` int32 `(B,)`: index of each clip's partner inside the batch
+  (inside each replica's shard of it, under `tf.distribute`).
+- `"ratio"` float32 `(B,)`: the mixing ratio r; the mixed target is
+  `r * y + (1 - r) * y[partner]`. Rows left unmixed have r = 1.
+- `"point"` int32 `(B, mix_points)`: one-hot of the active mixing point,
+  repeated on every row (rows are split across replicas); all zeros when the
+  batch is not mixed (see `prob`).
+- `"gain"` float32 `(B,)`, only with `ratio="bc"`: each clip's gain in dB.
+
+Elements come out as `((x, plan), y_mixed)` or `((x, plan), y_mixed,
+weight_mixed)`, ready for `fit` on the training view `SpeechMix(model)`.
+"""
+
+import math
+import random
+
+import tensorflow as tf
+
+from keras_speechmix.gain import gain_db
+
+__all__ = ["partner_batches", "PLAN_KEYS"]
+
+PLAN_KEYS = ("partner", "ratio", "point")
+_RATIOS = ("beta", "bc")
+_PARTNERS = ("random", "different_class", "balanced")
+_LABEL_MODES = ("weighted", "union")
+
+
+def _check_args(batch_size, num_classes, mix_points, alpha, ratio, partners,
+                label_smoothing, label_mode, prob, num_replicas,
+                drop_remainder):
+    def positive_int(name, value, minimum):
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(
+                f"`{name}` must be an integer >= {minimum}; received "
+                f"{name}={value!r}."
+            )
+
+    positive_int("num_classes", num_classes, 2)
+    positive_int("mix_points", mix_points, 1)
+    positive_int("batch_size", batch_size, 1)
+    positive_int("num_replicas", num_replicas, 1)
+    if not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha <= 0:
+        raise ValueError(
+            "`alpha` (the Beta(alpha, alpha) parameter) must be a finite "
+            f"number > 0; received alpha={alpha!r}."
+        )
+    for name, value, allowed in (("ratio", ratio, _RATIOS),
+                                 ("partners", partners, _PARTNERS),
+                                 ("label_mode", label_mode, _LABEL_MODES)):
+        if value not in allowed:
+            raise ValueError(
+                f"`{name}` must be one of {allowed}; received {name}={value!r}."
+            )
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(
+            "`label_smoothing` must be in [0, 1); received "
+            f"label_smoothing={label_smoothing!r}."
+        )
+    if not 0.0 <= prob <= 1.0:
+        raise ValueError(f"`prob` must be in [0, 1]; received prob={prob!r}.")
+    if prob > 0 and batch_size // num_replicas < 2:
+        raise ValueError(
+            "Mixing needs at least 2 clips per replica batch to find partners; "
+            f"received batch_size={batch_size} over num_replicas={num_replicas}."
+        )
+    if batch_size % num_replicas:
+        raise ValueError(
+            f"`batch_size`={batch_size} must be divisible by "
+            f"`num_replicas`={num_replicas}: partners are drawn inside each "
+            "replica's equal shard of the batch."
+        )
+    if num_replicas > 1 and not drop_remainder:
+        raise ValueError(
+            "With num_replicas > 1 use drop_remainder=True: a short last batch "
+            "is split unevenly across replicas and partner indices could "
+            "cross shard boundaries."
+        )
+
+
+def _split_element(spec):
+    """Returns a function mapping an element to (x, y, weight, group)."""
+    if isinstance(spec, dict):
+        unknown = set(spec) - {"x", "y", "sample_weight", "group"}
+        if not {"x", "y"} <= set(spec) or unknown:
+            raise ValueError(
+                "A dict element must have keys 'x' and 'y' and optionally "
+                "'sample_weight' and 'group'; received keys "
+                f"{sorted(spec)}."
+            )
+        return lambda e: (e["x"], e["y"], e.get("sample_weight"), e.get("group"))
+    if isinstance(spec, tuple) and len(spec) in (2, 3):
+        return lambda e: (e[0], e[1], e[2] if len(e) == 3 else None, None)
+    raise ValueError(
+        "partner_batches expects an unbatched dataset of (x, y), "
+        "(x, y, sample_weight) or {'x', 'y', 'sample_weight', 'group'} "
+        f"elements; received element_spec={spec}."
+    )
+
+
+def _check_label_spec(y_spec, num_classes):
+    shape = y_spec.shape
+    if shape.rank == 0:
+        if not y_spec.dtype.is_integer:
+            raise ValueError(
+                "Sparse labels must be integers; received labels of dtype "
+                f"{y_spec.dtype.name}."
+            )
+        return "sparse"
+    if shape.rank in (1, 2) and shape[-1] == num_classes:
+        return "dense"
+    raise ValueError(
+        "Labels must be sparse integers of shape (), one-hot/multi-hot of "
+        f"shape ({num_classes},) or frame-level of shape (frames, "
+        f"{num_classes}) per element; received label shape {shape} with "
+        f"num_classes={num_classes}. partner_batches batches the dataset "
+        "itself: pass it unbatched."
+    )
+
+
+def _beta(seed, shape, alpha):
+    seed_a, seed_b = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    a = tf.random.stateless_gamma(shape, seed_a, alpha=alpha)
+    b = tf.random.stateless_gamma(shape, seed_b, alpha=alpha)
+    # Both draws can underflow to 0 for tiny alpha; call that an even mix.
+    total = a + b
+    return tf.where(total > 0, a / tf.where(total > 0, total, 1.0), 0.5)
+
+
+def _shuffle_within_shards(seed, batch, shard):
+    # Adding the shard number keeps every permuted index inside its shard.
+    position = tf.range(batch)
+    keys = tf.random.stateless_uniform([batch], seed) + tf.cast(
+        position // shard, tf.float32)
+    return tf.argsort(keys, stable=True)
+
+
+def _sample_partners(seed, batch, shard, label_key, group, partners):
+    """Samples a partner per row under constraints; returns global indices."""
+    position = tf.range(batch)
+    same_shard = tf.equal(position[:, None] // shard, position[None, :] // shard)
+    allowed = same_shard & tf.logical_not(tf.eye(batch, dtype=tf.bool))
+    if group is not None:
+        allowed &= tf.not_equal(group[:, None], group[None, :])
+    same_label = tf.reduce_all(
+        tf.equal(label_key[:, None], label_key[None, :]), axis=-1)
+    preferred = allowed
+    log_weight = tf.zeros([batch, batch])
+    if partners == "different_class":
+        preferred = allowed & tf.logical_not(same_label)
+    elif partners == "balanced":
+        # Weight each candidate by 1 / (its class count in the shard), so every
+        # class is an equally likely partner however long-tailed the data.
+        count = tf.reduce_sum(tf.cast(same_label & same_shard, tf.float32), axis=1)
+        log_weight += -tf.math.log(count)[None, :]
+    has_preferred = tf.reduce_any(preferred, axis=1, keepdims=True)
+    candidates = tf.where(has_preferred, preferred, allowed)
+    gumbel = -tf.math.log(-tf.math.log(
+        tf.random.stateless_uniform([batch, batch], seed, minval=1e-20, maxval=1.0)))
+    score = tf.where(candidates, log_weight + gumbel, -math.inf)
+    choice = tf.argmax(score, axis=1, output_type=tf.int32)
+    # Rows with no allowed partner at all pair with themselves (left unmixed).
+    return tf.where(tf.reduce_any(candidates, axis=1), choice, position)
+
+
+def partner_batches(dataset, batch_size, *, num_classes, mix_points,
+                    alpha=1.0, ratio="beta", partners="random",
+                    per_sample=True, label_smoothing=0.0,
+                    drop_remainder=True, seed=None, label_mode="weighted",
+                    prob=1.0, first_dominant=False, num_replicas=None,
+                    sample_rate=None):
+    """Batches a dataset and adds each batch's SpeechMix plan and mixed labels.
+
+    Each batch gets a shuffled partner batch (partner indices into itself),
+    ratios r ~ Beta(alpha, alpha), one mixing point drawn uniformly from
+    `range(mix_points)`, and targets mixed with the same ratios. `HiddenMixup`
+    layers inside `SpeechMix(model)` read the same plan, so activations and
+    labels are always mixed alike.
+
+    Note: the default `alpha=1.0` (r uniform on [0, 1]) is what the SpeechMix
+    authors' code draws (`r ~ U(0, 1)` per sample, as in BC learning); Manifold
+    Mixup used alpha=2.0 for hidden mixing and input mixup often 0.2-1.0.
+
+    The same `seed` gives the same plans; each pass over the data (epoch)
+    draws new ones.
+
+    Args:
+        dataset: unbatched `tf.data.Dataset` of `(x, y)`, `(x, y,
+            sample_weight)`, or dicts with keys `x`, `y` and optionally
+            `sample_weight` and `group` (an integer; clips sharing a group,
+            such as one speaker or crops of one recording, are never paired).
+        batch_size: clips per batch (global batch under `tf.distribute`).
+        num_classes: number of classes (>= 2).
+        mix_points: number of mixing points of the model
+            (`SpeechMix(model).num_mix_points`).
+        alpha: Beta(alpha, alpha) parameter of the ratio, finite and > 0.
+        ratio: `"beta"` mixes activations by r; `"bc"` is BC learning's
+            sound-pressure-aware ratio: the pipeline measures each waveform's
+            gain (`x` must be `(samples,)` waveforms) and `HiddenMixup` layers
+            (rule `"auto"`) then mix by the gain-corrected p and normalise
+            power, while the label keeps r.
+        partners: `"random"` (a shuffle of the batch), `"different_class"`
+            (a partner of another class where the batch has one, else
+            random, as BC learning pairs clips) or `"balanced"` (partner
+            classes equally likely, for long-tailed data).
+        per_sample: one ratio per clip (True, as the authors) or one per
+            batch (False, as Manifold Mixup).
+        label_smoothing: s in [0, 1); timm's rule, applied before mixing:
+            off-value s / C, on-value 1 - s + s / C.
+        drop_remainder: drop a last partial batch. If kept, a last batch of
+            one clip has no partner and is left unmixed.
+        seed: integer seed of every draw; `None` draws one from Python's
+            `random` (so `keras.utils.set_random_seed` makes runs repeat).
+        label_mode: `"weighted"` (r-weighted targets) or `"union"` (the
+            element-wise max, for multi-label tagging).
+        prob: fraction of batches that are mixed; the rest pass clean.
+        first_dominant: use max(r, 1 - r) so the first clip dominates.
+        num_replicas: replicas the global batch is split across; partners
+            stay inside each replica's shard. Defaults to the current
+            `tf.distribute` strategy's `num_replicas_in_sync`.
+        sample_rate: with `ratio="bc"`, the waveforms' rate for A-weighted
+            gains; `None` uses mean-square gains.
+
+    Returns:
+        A `tf.data.Dataset` of `((x, plan), y_mixed)` or `((x, plan), y_mixed,
+        weight_mixed)`, targets float32 `(B, num_classes)` (or `(B, frames,
+        num_classes)`).
+
+    Example:
+
+    >>> import numpy as np, tensorflow as tf
+    >>> ds = tf.data.Dataset.from_tensor_slices(
+    ...     (np.random.rand(8, 16).astype("float32"), np.arange(8) % 4))
+    >>> batches = partner_batches(ds, 4, num_classes=4, mix_points=2, seed=0)
+    >>> (x, plan), y = next(iter(batches))
+    >>> sorted(plan), tuple(y.shape)
+    (['partner', 'point', 'ratio'], (4, 4))
+    """
+    if not isinstance(dataset, tf.data.Dataset):
+        raise ValueError(
+            "`dataset` must be a tf.data.Dataset; received "
+            f"{type(dataset).__name__}.")
+    if num_replicas is None:
+        num_replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    _check_args(batch_size, num_classes, mix_points, alpha, ratio, partners,
+                label_smoothing, label_mode, prob, num_replicas, drop_remainder)
+    split = _split_element(dataset.element_spec)
+    x_spec, y_spec, w_spec, _ = split(dataset.element_spec)
+    label_kind = _check_label_spec(y_spec, num_classes)
+    if ratio == "bc" and getattr(x_spec, "shape", None) is not None and (
+            x_spec.shape.rank not in (1, 2)):
+        raise ValueError(
+            "ratio='bc' measures waveform gains: x must be a waveform of "
+            f"shape (samples,) or (samples, 1); received shape {x_spec.shape}.")
+    has_weight = w_spec is not None
+    shard = batch_size // num_replicas
+    if seed is None:
+        seed = random.randint(0, 2**31 - 1)
+
+    def add_plan(element, batch_seed):
+        x, y, weight, group = split(element)
+        seeds = tf.unstack(tf.random.experimental.stateless_split(batch_seed, 4))
+        batch = tf.shape(y)[0]
+        if label_kind == "sparse":
+            y = tf.cast(y, tf.int32)
+            tf.debugging.assert_non_negative(
+                y, message="partner_batches: labels must be >= 0")
+            tf.debugging.assert_less(
+                y, num_classes,
+                message=f"partner_batches: labels must be < num_classes={num_classes}")
+            label_key = y[:, None]
+            y = tf.one_hot(y, num_classes, dtype=tf.float32)
+        else:
+            y = tf.cast(y, tf.float32)
+            label_key = tf.reshape(y, [batch, -1])
+        if label_smoothing:
+            y = y * (1.0 - label_smoothing) + label_smoothing / num_classes
+
+        ratio_shape = [batch] if per_sample else []
+        r = tf.broadcast_to(_beta(seeds[0], ratio_shape, float(alpha)), [batch])
+        if first_dominant:
+            r = tf.maximum(r, 1.0 - r)
+        point_seed, mixed_seed = tf.unstack(
+            tf.random.experimental.stateless_split(seeds[1], 2))
+        point = tf.random.stateless_uniform(
+            [], point_seed, 0, mix_points, dtype=tf.int32)
+        mixed = tf.random.stateless_uniform([], mixed_seed) < prob
+
+        if partners == "random" and group is None:
+            partner = _shuffle_within_shards(seeds[2], batch, shard)
+        else:
+            partner = _sample_partners(seeds[2], batch, shard, label_key,
+                                       group, partners)
+        # A clip paired with itself, or a batch left clean, keeps r = 1: the
+        # layer's rules are then exact identities (the "sound" rule would
+        # otherwise rescale a self-mix).
+        r = tf.where(mixed & tf.not_equal(partner, tf.range(batch)), r, 1.0)
+        local_partner = partner - (tf.range(batch) // shard) * shard
+        plan = {
+            "partner": local_partner,
+            "ratio": r,
+            "point": tf.tile(
+                tf.one_hot(point, mix_points, dtype=tf.int32)[None, :]
+                * tf.cast(mixed, tf.int32), [batch, 1]),
+        }
+        if ratio == "bc":
+            plan["gain"] = gain_db(x, sample_rate)
+
+        def mix(values):
+            r_b = tf.reshape(r, [batch] + [1] * (values.shape.rank - 1))
+            other = tf.gather(values, partner)
+            if label_mode == "union" and values is y:
+                return tf.where(r_b < 1.0, tf.maximum(values, other), values)
+            return r_b * values + (1.0 - r_b) * other
+
+        outputs = ((x, plan), mix(y))
+        if has_weight:
+            outputs += (mix(tf.cast(weight, tf.float32)),)
+        return outputs
+
+    batched = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    seeds = tf.data.Dataset.random(
+        seed=seed, rerandomize_each_iteration=True).batch(2)
+    return tf.data.Dataset.zip((batched, seeds)).map(
+        add_plan, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
