@@ -7,6 +7,7 @@ Example:
 ['HiddenMixup', 'SpeechMix', 'partner_batches']
 """
 
+from keras_speechmix.callbacks import MixLogger, MixOff, MixWarmup
 from keras_speechmix.gain import gain_db
 from keras_speechmix.layer import HiddenMixup, active_plan, plan_scope
 from keras_speechmix.pipeline import partner_batches
@@ -22,4 +23,7 @@ __all__ = [
     "mix_layers",
     "active_plan",
     "plan_scope",
+    "MixWarmup",
+    "MixOff",
+    "MixLogger",
 ]

@@ -46,6 +46,8 @@ def _check_args(batch_size, num_classes, mix_points, alpha, ratio, partners,
     positive_int("mix_points", mix_points, 1)
     positive_int("batch_size", batch_size, 1)
     positive_int("num_replicas", num_replicas, 1)
+    alpha = _initial(alpha)
+    prob = _initial(prob)
     if not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha <= 0:
         raise ValueError(
             "`alpha` (the Beta(alpha, alpha) parameter) must be a finite "
@@ -82,6 +84,20 @@ def _check_args(batch_size, num_classes, mix_points, alpha, ratio, partners,
             "is split unevenly across replicas and partner indices could "
             "cross shard boundaries."
         )
+
+
+def _initial(value):
+    # Variables let callbacks change alpha or prob between epochs; check the
+    # value they start from.
+    if isinstance(value, tf.Variable):
+        return float(value.numpy())
+    return value
+
+
+def _knob(value):
+    if isinstance(value, tf.Variable):
+        return tf.cast(value, tf.float32)
+    return float(value)
 
 
 def _split_element(spec):
@@ -174,7 +190,7 @@ def partner_batches(dataset, batch_size, *, num_classes, mix_points,
                     per_sample=True, label_smoothing=0.0,
                     drop_remainder=True, seed=None, label_mode="weighted",
                     prob=1.0, first_dominant=False, num_replicas=None,
-                    sample_rate=None):
+                    sample_rate=None, background=None):
     """Batches a dataset and adds each batch's SpeechMix plan and mixed labels.
 
     Each batch gets a shuffled partner batch (partner indices into itself),
@@ -226,6 +242,12 @@ def partner_batches(dataset, batch_size, *, num_classes, mix_points,
             `tf.distribute` strategy's `num_replicas_in_sync`.
         sample_rate: with `ratio="bc"`, the waveforms' rate for A-weighted
             gains; `None` uses mean-square gains.
+        background: optional unbatched dataset of inputs shaped like `x`
+            (noise, another domain), repeated as needed. Each clip is then
+            mixed with a background clip instead of a batch partner, at the
+            active point, and keeps its own target (the background carries no
+            label). Each replica's batch becomes `[clips; backgrounds]`, and
+            `SpeechMix` drops the background rows from its output.
 
     Returns:
         A `tf.data.Dataset` of `((x, plan), y_mixed)` or `((x, plan), y_mixed,
@@ -258,12 +280,14 @@ def partner_batches(dataset, batch_size, *, num_classes, mix_points,
         raise ValueError(
             "ratio='bc' measures waveform gains: x must be a waveform of "
             f"shape (samples,) or (samples, 1); received shape {x_spec.shape}.")
+    if background is not None:
+        _check_background(background, x_spec)
     has_weight = w_spec is not None
     shard = batch_size // num_replicas
     if seed is None:
         seed = random.randint(0, 2**31 - 1)
 
-    def add_plan(element, batch_seed):
+    def add_plan(element, batch_seed, extra=None):
         x, y, weight, group = split(element)
         seeds = tf.unstack(tf.random.experimental.stateless_split(batch_seed, 4))
         batch = tf.shape(y)[0]
@@ -283,15 +307,27 @@ def partner_batches(dataset, batch_size, *, num_classes, mix_points,
             y = y * (1.0 - label_smoothing) + label_smoothing / num_classes
 
         ratio_shape = [batch] if per_sample else []
-        r = tf.broadcast_to(_beta(seeds[0], ratio_shape, float(alpha)), [batch])
+        r = tf.broadcast_to(_beta(seeds[0], ratio_shape, _knob(alpha)), [batch])
         if first_dominant:
             r = tf.maximum(r, 1.0 - r)
         point_seed, mixed_seed = tf.unstack(
             tf.random.experimental.stateless_split(seeds[1], 2))
         point = tf.random.stateless_uniform(
             [], point_seed, 0, mix_points, dtype=tf.int32)
-        mixed = tf.random.stateless_uniform([], mixed_seed) < prob
+        mixed = tf.random.stateless_uniform([], mixed_seed) < _knob(prob)
 
+        if extra is not None:
+            x, plan = _with_background(x, extra, r, mixed, batch, shard)
+            plan["point"] = tf.tile(
+                tf.one_hot(point, mix_points, dtype=tf.int32)[None, :]
+                * tf.cast(mixed, tf.int32), [2 * batch, 1])
+            if ratio == "bc":
+                plan["gain"] = gain_db(x, sample_rate)
+            # The background carries no label: each clip keeps its target.
+            outputs = ((x, plan), y)
+            if has_weight:
+                outputs += (tf.cast(weight, tf.float32),)
+            return outputs
         if partners == "random" and group is None:
             partner = _shuffle_within_shards(seeds[2], batch, shard)
         else:
@@ -327,5 +363,43 @@ def partner_batches(dataset, batch_size, *, num_classes, mix_points,
     batched = dataset.batch(batch_size, drop_remainder=drop_remainder)
     seeds = tf.data.Dataset.random(
         seed=seed, rerandomize_each_iteration=True).batch(2)
-    return tf.data.Dataset.zip((batched, seeds)).map(
+    parts = (batched, seeds)
+    if background is not None:
+        parts += (background.repeat().batch(batch_size, drop_remainder=True),)
+    return tf.data.Dataset.zip(parts).map(
         add_plan, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def _check_background(background, x_spec):
+    spec = getattr(background, "element_spec", None)
+    if not isinstance(spec, tf.TensorSpec) or not isinstance(x_spec, tf.TensorSpec):
+        raise ValueError(
+            "`background` must be an unbatched tf.data.Dataset of single "
+            "tensors shaped like the clips' x; received element_spec="
+            f"{spec} for clips of spec {x_spec}.")
+    if spec.dtype != x_spec.dtype or not spec.shape.is_compatible_with(x_spec.shape):
+        raise ValueError(
+            f"`background` elements have shape {spec.shape} and dtype "
+            f"{spec.dtype.name}, but the clips' x has shape {x_spec.shape} "
+            f"and dtype {x_spec.dtype.name}.")
+
+
+def _with_background(x, background, r, mixed, batch, shard):
+    """Lays each replica's shard out as [clips; backgrounds] and pairs them."""
+    rows = tf.minimum(shard, batch)
+    shards = batch // rows
+    background = background[:batch]
+
+    def per_shard(clips, extra):
+        clips = tf.reshape(clips, tf.concat([[shards, rows], tf.shape(clips)[1:]], 0))
+        extra = tf.reshape(extra, tf.concat([[shards, rows], tf.shape(extra)[1:]], 0))
+        both = tf.concat([clips, extra], axis=1)
+        return tf.reshape(both, tf.concat([[2 * batch], tf.shape(both)[2:]], 0))
+
+    local = tf.range(rows) + rows  # every row of a shard points at a background
+    plan = {
+        "partner": per_shard(tf.tile(local, [shards]), tf.tile(local, [shards])),
+        "ratio": per_shard(tf.where(mixed, r, 1.0), tf.ones([batch])),
+        "background": per_shard(tf.zeros([batch], tf.int32), tf.ones([batch], tf.int32)),
+    }
+    return per_shard(x, tf.cast(background, x.dtype)), plan

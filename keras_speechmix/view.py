@@ -1,6 +1,7 @@
 """`SpeechMix(model)`: the training view that feeds each batch's plan."""
 
 import keras
+from keras import ops
 
 from keras_speechmix.layer import HiddenMixup, plan_scope
 
@@ -106,6 +107,13 @@ class SpeechMix(keras.Model):
         _number(layers)
         self.base_model = model
         self.num_mix_points = len(layers)
+        # Which points and ratios training actually used (summed over replicas).
+        self.point_counts = self.add_weight(
+            shape=(self.num_mix_points,), initializer="zeros", trainable=False,
+            name="point_counts", aggregation="sum")
+        self.ratio_counts = self.add_weight(
+            shape=(10,), initializer="zeros", trainable=False,
+            name="ratio_counts", aggregation="sum")
 
     def call(self, inputs, training=None):
         x, plan = _split_inputs(inputs)
@@ -119,7 +127,41 @@ class SpeechMix(keras.Model):
                     f"{self.num_mix_points})."
                 )
         with plan_scope(plan):
-            return self.base_model(x, training=training)
+            outputs = self.base_model(x, training=training)
+        if plan is not None and "background" in plan:
+            # Rows are [clips; backgrounds]: only the clips have targets.
+            outputs = keras.tree.map_structure(
+                lambda out: out[: ops.shape(out)[0] // 2], outputs)
+        if plan is not None and training:
+            self._record(plan)
+        return outputs
+
+    def _record(self, plan):
+        point = ops.cast(plan["point"][0], "float32")
+        self.point_counts.assign_add(point)
+        ratio = ops.cast(plan["ratio"], "float32")
+        mixed = ops.cast(ops.less(ratio, 1.0), "float32") * ops.max(point)
+        bins = ops.clip(ops.cast(ops.floor(ratio * 10.0), "int32"), 0, 9)
+        self.ratio_counts.assign_add(
+            ops.sum(ops.one_hot(bins, 10) * mixed[:, None], axis=0))
+
+    def mix_statistics(self, reset=True):
+        """Counts of batches per mixing point and of ratios per tenth.
+
+        Counted over training calls since the last reset: `points[k]` batches
+        mixed at point k, `ratios[j]` mixed clips with r in [j/10, (j+1)/10).
+        `keras_speechmix.MixLogger` logs them per epoch.
+
+        Example:
+
+        >>> # stats = view.mix_statistics(); stats["points"]
+        """
+        stats = {"points": ops.convert_to_numpy(self.point_counts).tolist(),
+                 "ratios": ops.convert_to_numpy(self.ratio_counts).tolist()}
+        if reset:
+            self.point_counts.assign(ops.zeros_like(self.point_counts))
+            self.ratio_counts.assign(ops.zeros_like(self.ratio_counts))
+        return stats
 
     def get_config(self):
         return {

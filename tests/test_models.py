@@ -1,0 +1,182 @@
+"""Tests of the reference networks (`keras_speechmix.models`).
+
+The mixing itself is tested with the layer and the training view; here the
+networks are checked as plain Keras models: shapes against the original
+EnvNet-v2, the mixing points they carry, argument checks, inference
+determinism, saving, and that they train.
+"""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_speechmix.layer import HiddenMixup
+from keras_speechmix.models import envnet_v2, logmel_cnn
+
+ENVNET_MIN_LENGTH = 17502  # shortest input leaving conv10 one time step
+
+
+def mix_names(model):
+    return [layer.name for layer in model.layers
+            if isinstance(layer, HiddenMixup)]
+
+
+def waves(batch, length, seed=0):
+    rng = np.random.default_rng(seed)
+    return (0.1 * rng.standard_normal((batch, length))).astype("float32")
+
+
+# --- envnet_v2 --------------------------------------------------------------
+
+
+def test_envnet_v2_matches_the_original_at_66650_samples():
+    model = envnet_v2(10)
+    assert model.input_shape == (None, 66650)
+    assert model.output_shape == (None, 10)
+    assert mix_names(model) == ["mix_0", "mix_1", "mix_2", "mix_3", "mix_4"]
+    # The Chainer model's fc11 takes 256 * 10 * 8 inputs.
+    assert model.get_layer("pool10").output.shape[1:] == (10, 8, 256)
+    assert model.get_layer("fc11").kernel.shape == (256 * 10 * 8, 4096)
+    # Point 1 is the "image" after the axis swap: 64 filters high, 1 channel.
+    assert model.get_layer("mix_1").output.shape[1:] == (64, 260, 1)
+    assert model.count_params() == 101_089_418
+    # The authors mix waveforms with BC's rule; hidden points follow the plan.
+    assert [model.get_layer(n).rule for n in mix_names(model)] == [
+        "sound", "auto", "auto", "auto", "auto"]
+    probs = model(waves(1, 66650), training=False)
+    assert probs.shape == (1, 10)
+    np.testing.assert_allclose(np.sum(probs), 1.0, rtol=1e-5)
+
+
+def test_envnet_v2_batch_norm_follows_chainer():
+    model = envnet_v2(3, input_length=ENVNET_MIN_LENGTH, mix_points=(1,))
+    norms = [l for l in model.layers
+             if isinstance(l, keras.layers.BatchNormalization)]
+    assert len(norms) == 10
+    assert all(l.momentum == pytest.approx(0.9) for l in norms)
+    convs = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
+    assert [c.filters for c in convs] == [32, 64, 32, 32, 64, 64, 128, 128,
+                                         256, 256]
+    assert not any(c.use_bias for c in convs)
+
+
+@pytest.mark.parametrize("points", [(0,), (1, 2, 3, 4), (4, 2), (3, 0, 1)])
+def test_envnet_v2_inserts_the_requested_points_in_order(points):
+    model = envnet_v2(5, input_length=24000, mix_points=points)
+    assert mix_names(model) == [f"mix_{p}" for p in sorted(points)]
+    assert len(mix_names(model)) == len(points)
+    assert model.predict(waves(2, 24000), verbose=0).shape == (2, 5)
+
+
+@pytest.mark.parametrize(
+    "points", [(), (0, 0), (5,), (-1,), ("1",), (1.0,), (True,), None])
+def test_envnet_v2_rejects_invalid_mix_points(points):
+    with pytest.raises(ValueError, match="mix_points"):
+        envnet_v2(10, mix_points=points)
+
+
+def test_envnet_v2_too_short_input_names_the_minimum():
+    model = envnet_v2(4, input_length=ENVNET_MIN_LENGTH)
+    assert model.get_layer("pool10").output.shape[1:] == (10, 1, 256)
+    for length in (ENVNET_MIN_LENGTH - 1, 16000, 100):
+        with pytest.raises(ValueError, match=f"input_length >= {ENVNET_MIN_LENGTH}"):
+            envnet_v2(4, input_length=length)
+
+
+# --- logmel_cnn -------------------------------------------------------------
+
+
+def test_logmel_cnn_predicts_on_raw_waveforms():
+    model = logmel_cnn(7)
+    assert model.input_shape == (None, 16000)
+    assert mix_names(model) == ["mix_input", "mix_block1", "mix_block2",
+                                "mix_block3", "mix_pooled"]
+    probs = model.predict(waves(3, 16000), verbose=0)
+    assert probs.shape == (3, 7)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    norms = [l for l in model.layers
+             if isinstance(l, keras.layers.BatchNormalization)]
+    assert all(l.momentum == pytest.approx(0.9) for l in norms)
+
+
+def test_logmel_cnn_points_follow_network_order():
+    model = logmel_cnn(3, sample_rate=8000, input_length=8000,
+                       num_mel_bins=32, filters=(8, 16),
+                       mix_points=("pooled", "block2", "waveform", "input"))
+    assert mix_names(model) == ["mix_waveform", "mix_input", "mix_block2",
+                                "mix_pooled"]
+    assert model.get_layer("mix_waveform").output.shape == (None, 8000)
+    assert model.get_layer("mix_waveform").rule == "sound"
+    assert model.get_layer("mix_input").output.shape == (None, 101, 32, 1)
+    assert model.predict(waves(2, 8000), verbose=0).shape == (2, 3)
+
+
+@pytest.mark.parametrize("points", [
+    ("input", "block4"), ("Input",), (), ("block1", "block1"), ("logmel",), 3])
+def test_logmel_cnn_rejects_invalid_mix_points(points):
+    with pytest.raises(ValueError, match="mix_points") as info:
+        logmel_cnn(10, mix_points=points)
+    assert "'waveform', 'input', 'block1', 'block2', 'block3', 'pooled'" in str(
+        info.value)
+
+
+def test_logmel_cnn_rejects_other_invalid_arguments():
+    with pytest.raises(ValueError, match="filters"):
+        logmel_cnn(10, filters=())
+    with pytest.raises(ValueError, match="spec_augment"):
+        logmel_cnn(10, spec_augment="yes")
+    with pytest.raises(ValueError, match="num_classes"):
+        logmel_cnn(1)
+
+
+def test_logmel_cnn_inference_is_deterministic():
+    model = logmel_cnn(4, filters=(8, 16), spec_augment=True, dropout=0.5)
+    x = waves(4, 16000, seed=1)
+    first = keras.ops.convert_to_numpy(model(x, training=False))
+    second = keras.ops.convert_to_numpy(model(x, training=False))
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_allclose(model.predict(x, verbose=0), first,
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_logmel_cnn_keras_round_trip(tmp_path):
+    model = logmel_cnn(5, filters=(8, 16, 16), spec_augment=True,
+                       mix_points=("waveform", "block1", "pooled"))
+    x = waves(3, 16000, seed=2)
+    # Move the batch-norm statistics off their initial values, so the check
+    # covers the non-trainable weights too.
+    model.compile("adam", "categorical_crossentropy", jit_compile=False)
+    model.fit(x, np.eye(5, dtype="float32")[[0, 1, 2]], epochs=1, verbose=0)
+    path = tmp_path / "logmel_cnn.keras"
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    assert mix_names(restored) == ["mix_waveform", "mix_block1", "mix_pooled"]
+    np.testing.assert_array_equal(restored.predict(x, verbose=0),
+                                  model.predict(x, verbose=0))
+
+
+def test_logmel_cnn_trains_to_a_finite_loss():
+    model = logmel_cnn(4, filters=(8, 16), spec_augment=True)
+    x = waves(16, 16000, seed=3)
+    y = np.eye(4, dtype="float32")[np.arange(16) % 4]
+    model.compile(keras.optimizers.Adam(1e-3), "categorical_crossentropy",
+                  jit_compile=False)
+    history = model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+
+
+def test_envnet_v2_trains_to_a_finite_loss():
+    model = envnet_v2(3, input_length=ENVNET_MIN_LENGTH, mix_points=(1, 2))
+    x = waves(4, ENVNET_MIN_LENGTH, seed=4)
+    y = np.eye(3, dtype="float32")[[0, 1, 2, 0]]
+    model.compile(keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),
+                  "categorical_crossentropy", jit_compile=False)
+    history = model.fit(x, y, batch_size=2, epochs=1, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+
+
+def test_logmel_cnn_default_points_follow_filters():
+    model = logmel_cnn(3, filters=(8, 16))
+    assert mix_names(model) == ["mix_input", "mix_block1", "mix_block2",
+                                "mix_pooled"]
+    assert mix_names(logmel_cnn(3, mix_points="block3")) == ["mix_block3"]
