@@ -125,7 +125,8 @@ def test_mixed_activation_lies_between_the_pair(batch, feature_shape, data):
     ratio = np.asarray(data.draw(st.lists(st.floats(0, 1, width=32), min_size=batch,
                                           max_size=batch)), "float32")
     plan = {"partner": partner, "ratio": ratio, "point": np.ones((batch, 1), "int32")}
-    out = HiddenMixup(rule="normal", index=0)(x, plan=plan, training=True).numpy()
+    out = keras.ops.convert_to_numpy(
+        HiddenMixup(rule="normal", index=0)(x, plan=plan, training=True))
     low, high = np.minimum(x, x[partner]), np.maximum(x, x[partner])
     assert np.all(out >= low - 1e-5) and np.all(out <= high + 1e-5)
     # TF flushes subnormals to zero on CPU, so they are not drawn above.

@@ -1,0 +1,314 @@
+"""Tests for keras_speechmix.datasets: loaders, ClipSet and splits."""
+
+import csv
+import logging
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_speechmix import audio, datasets
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FSDD = DATA / "fsdd"
+ESC10 = DATA / "esc10" / "meta.csv"
+
+
+def write_wav(path, samples, rate=8000):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x = np.asarray(samples, np.float32).reshape(-1, 1)
+    path.write_bytes(tf.audio.encode_wav(x, rate).numpy())
+    return path
+
+
+def write_float_wav(path, samples, rate=8000):
+    data = np.asarray(samples, "<f4").tobytes()
+    fmt = struct.pack("<HHIIHH", 3, 1, rate, rate * 4, 4, 32)
+    Path(path).write_bytes(
+        b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE" + b"fmt "
+        + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    )  # fmt: skip
+    return Path(path)
+
+
+def clip(value, n=800):
+    return np.full(n, value, np.float32)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """Two classes of three good clips, plus one corrupt and one empty file."""
+    root = tmp_path / "data"
+    for c, name in enumerate(["cat", "dog"]):
+        for i in range(3):
+            write_wav(root / name / f"{i}.wav", clip(0.1 * (c + 1), 400 + 100 * i))
+    (root / "cat" / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunkjunk")
+    (root / "dog" / "empty.wav").write_bytes(b"")
+    (root / "dog" / "README.txt").write_text("not audio")
+    return root
+
+
+def test_from_folder_skips_and_reports(folder, caplog):
+    with caplog.at_level(logging.WARNING, logger="keras_speechmix.datasets"):
+        clips = datasets.from_folder(folder)
+    assert len(clips) == 6
+    assert clips.class_names == ["cat", "dog"]
+    assert clips.labels.tolist() == [0, 0, 0, 1, 1, 1]
+    assert clips.sample_rate == 8000
+    assert clips.folds is None and clips.groups is None
+    assert all(w.dtype == np.float32 and w.ndim == 1 for w in clips.waveforms)
+    np.testing.assert_allclose(clips.waveforms[3], 0.2, atol=1e-4)
+    report = clips.report
+    assert (report.found, report.used) == (8, 6)
+    skipped = dict(report.skipped)
+    assert set(skipped) == {str(folder / "cat" / "corrupt.wav"), str(folder / "dog" / "empty.wav")}
+    assert "could not decode as WAV" in skipped[str(folder / "cat" / "corrupt.wav")]
+    assert "file is empty" in skipped[str(folder / "dog" / "empty.wav")]
+    assert report.ignored == [str(folder / "dog" / "README.txt")]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "skipped 2 of 8" in warnings[0].getMessage()
+    assert "2 skipped" in clips.summary()
+
+
+def test_from_folder_on_error_raise_names_the_file(folder):
+    with pytest.raises(audio.AudioDecodeError, match=r"corrupt\.wav"):
+        datasets.from_folder(folder, on_error="raise")
+
+
+def test_nan_clip_is_reported_with_its_file(tmp_path):
+    if not audio.HAVE_TFIO:
+        pytest.skip("float WAV decoding needs tensorflow-io")
+    for name in ("a", "b"):
+        write_wav(tmp_path / name / "ok.wav", clip(0.1))
+    bad = write_float_wav(tmp_path / "a" / "nan.wav", [0.0, np.nan, 0.2])
+    clips = datasets.from_folder(tmp_path)
+    assert len(clips) == 2
+    (path, reason), = clips.report.skipped
+    assert path == str(bad) and "NaN or infinite" in reason
+
+
+def test_mixed_rates_need_a_sample_rate(tmp_path):
+    write_wav(tmp_path / "a" / "x.wav", clip(0.1, 800), rate=8000)
+    write_wav(tmp_path / "b" / "y.wav", clip(0.1, 1600), rate=16000)
+    with pytest.raises(ValueError, match=r"different sample rates \(8000 Hz.*16000 Hz"):
+        datasets.from_folder(tmp_path)
+    if audio.HAVE_TFIO:
+        clips = datasets.from_folder(tmp_path, sample_rate=16000)
+        assert clips.sample_rate == 16000
+        assert [len(w) for w in clips.waveforms] == [1600, 1600]
+
+
+def test_loader_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        datasets.load(tmp_path / "nowhere")
+    write_wav(tmp_path / "only" / "a.wav", clip(0.1))
+    with pytest.raises(ValueError, match="only one class"):
+        datasets.load(tmp_path)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "bad.wav").write_bytes(b"xx")
+    with pytest.raises(ValueError, match="only one class"):
+        datasets.from_folder(tmp_path)
+    (tmp_path / "only" / "a.wav").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"no usable audio files \(2 found, 2 skipped"):
+        datasets.from_folder(tmp_path)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("x")
+    with pytest.raises(ValueError, match="expected a folder"):
+        datasets.load(notes)
+    with pytest.raises(ValueError, match="on_error"):
+        datasets.from_folder(tmp_path, on_error="ignore")
+    with pytest.raises(ValueError, match="no class subfolders"):
+        datasets.from_folder(tmp_path / "only")
+
+
+def test_from_csv_with_folds_groups_and_missing_rows(tmp_path):
+    for i in range(4):
+        write_wav(tmp_path / "audio" / f"{i}.wav", clip(0.1 * (i + 1)))
+    absolute = write_wav(tmp_path / "elsewhere" / "abs.wav", clip(0.5))
+    rows = [
+        ("audio/0.wav", "yes", 1, "ann"),
+        ("audio/1.wav", "no", 1, "bob"),
+        ("audio/2.wav", "yes", 2, "ann"),
+        ("audio/3.wav", "no", 2, "bob"),
+        (str(absolute), "no", 3, "cy"),
+        ("audio/missing.wav", "yes", 3, "cy"),
+    ]
+    meta = tmp_path / "meta.csv"
+    with open(meta, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "label", "fold", "speaker"])
+        writer.writerows(rows)
+    clips = datasets.load(meta)
+    assert len(clips) == 5
+    assert clips.class_names == ["no", "yes"]
+    assert clips.labels.tolist() == [1, 0, 1, 0, 0]
+    assert clips.folds.tolist() == [1, 1, 2, 2, 3]
+    assert clips.groups == ["ann", "bob", "ann", "bob", "cy"]
+    (path, reason), = clips.report.skipped
+    assert path.endswith("missing.wav") and "not found" in reason
+    train, test = datasets.split_by_fold(clips, 2)
+    assert (len(train), len(test)) == (3, 2)
+    train, test = datasets.split_by_fold(clips, [3], train_folds=[1])
+    assert (len(train), len(test)) == (2, 1)
+    with pytest.raises(ValueError, match=r"unknown fold\(s\) \[4\]; the folds are \[1, 2, 3\]"):
+        datasets.split_by_fold(clips, 4)
+
+
+def test_from_csv_column_errors(tmp_path):
+    meta = tmp_path / "m.csv"
+    meta.write_text("file_name,kind\na.wav,x\n")
+    with pytest.raises(ValueError, match=r"needs a 'path' column.*file_name"):
+        datasets.from_csv(meta)
+    meta.write_text("path,label,fold\na.wav,x,first\n")
+    with pytest.raises(ValueError, match=r"line 2: fold 'first' is not an integer"):
+        datasets.from_csv(meta)
+
+
+def test_esc_style_csv_keeps_target_order(tmp_path):
+    for i in range(4):
+        write_wav(tmp_path / f"{i}.wav", clip(0.1))
+    meta = tmp_path / "meta.csv"
+    meta.write_text(
+        "path,fold,target,category\n0.wav,1,1,dog\n1.wav,1,0,rooster\n"
+        "2.wav,2,1,dog\n3.wav,2,0,rooster\n"
+    )
+    clips = datasets.from_csv(meta)
+    assert clips.class_names == ["rooster", "dog"]
+    assert clips.labels.tolist() == [1, 0, 1, 0]
+
+
+def make_clipset(n_per_class=5, groups=("ann", "bob", "cy", "dee", "eve")):
+    waves, labels, group = [], [], []
+    for label in range(3):
+        for i in range(n_per_class):
+            waves.append(np.arange(100 + 10 * i, dtype=np.float32))
+            labels.append(label)
+            group.append(groups[i % len(groups)])
+    return datasets.ClipSet(
+        waves, labels, ["a", "b", "c"], 8000, groups=group,
+        meta={"index": [i for _ in range(3) for i in range(n_per_class)]},
+    )  # fmt: skip
+
+
+def test_clipset_subset_and_validation():
+    clips = make_clipset()
+    sub = clips.subset([0, 5, 14])
+    assert sub.labels.tolist() == [0, 1, 2]
+    assert sub.groups == ["ann", "ann", "eve"]
+    assert sub.meta["index"].tolist() == [0, 0, 4]
+    assert sub.class_names == clips.class_names
+    assert len(clips.subset(clips.labels == 1)) == 5
+    with pytest.raises(ValueError, match="labels has 1 entries for 2 waveforms"):
+        datasets.ClipSet([np.zeros(3)] * 2, [0], ["a"], 8000)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 1\)"):
+        datasets.ClipSet([np.zeros(3)], [1], ["a"], 8000)
+    with pytest.raises(ValueError, match="must be 1-D"):
+        datasets.ClipSet([np.zeros((3, 2))], [0], ["a"], 8000)
+
+
+def test_to_dataset_centre_and_random_crops():
+    clips = make_clipset()
+    ds = clips.to_dataset(120)
+    assert ds.element_spec[0].shape == (120,) and ds.element_spec[1].dtype == tf.int32
+    items = list(ds)
+    assert len(items) == 15
+    first = items[0][0].numpy()  # 100 samples centred in 120
+    assert first[:10].sum() == 0 and first[10] == 0 and first[11] == 1 and first[-10:].sum() == 0
+    longest = items[4][0].numpy()  # 140 samples, centre crop
+    np.testing.assert_array_equal(longest, np.arange(10, 130))
+
+    train = clips.to_dataset(50, training=True, seed=3)
+    epoch1 = [x.numpy() for x, _ in train]
+    epoch2 = [x.numpy() for x, _ in train]
+    assert all(np.all(np.diff(x) == 1) for x in epoch1)  # contiguous crops
+    assert any(not np.array_equal(a, b) for a, b in zip(epoch1, epoch2))
+    again = [x.numpy() for x, _ in clips.to_dataset(50, training=True, seed=3)]
+    np.testing.assert_array_equal(epoch1, again)
+
+
+def test_splits():
+    clips = make_clipset()
+    train, test = datasets.split_by_group(clips, ["bob", "cy"])
+    assert set(test.groups) == {"bob", "cy"} and "bob" not in train.groups
+    assert len(train) + len(test) == len(clips)
+    with pytest.raises(ValueError, match=r"unknown group\(s\) \['zed'\]"):
+        datasets.split_by_group(clips, "zed")
+    with pytest.raises(ValueError, match="test set empty|train set empty"):
+        datasets.split_by_group(clips, ["ann", "bob", "cy", "dee", "eve"])
+    train, test = datasets.stratified_split(clips, test_fraction=0.4, seed=1)
+    assert np.bincount(test.labels).tolist() == [2, 2, 2]
+    assert not set(train.paths) & set(test.paths)
+    again = datasets.stratified_split(clips, test_fraction=0.4, seed=1)[1]
+    assert [w.size for w in again.waveforms] == [w.size for w in test.waveforms]
+    with pytest.raises(ValueError, match="train set empty"):
+        datasets.fsdd_official_split(clips)  # every recording index is < 5
+    train, test = datasets.fsdd_official_split(make_clipset(n_per_class=7))
+    assert (len(train), len(test)) == (6, 15)
+    with pytest.raises(ValueError, match="no recording index"):
+        datasets.fsdd_official_split(datasets.ClipSet([np.zeros(3)], [0], ["a"], 8000))
+    with pytest.raises(ValueError, match="no folds"):
+        datasets.split_by_fold(clips, 1)
+
+
+def test_fsdd_loader_on_a_tiny_folder(tmp_path):
+    rec = tmp_path / "recordings"
+    for digit in range(3):
+        for speaker in ("ann", "bob_x"):
+            for index in (0, 7):
+                write_wav(rec / f"{digit}_{speaker}_{index}.wav", clip(0.1 * digit + 0.05))
+    write_wav(rec / "stray.wav", clip(0.1))
+    clips = datasets.load(f"fsdd:{tmp_path}")
+    assert len(clips) == 12 and clips.class_names == ["0", "1", "2"]
+    assert sorted(set(clips.groups)) == ["ann", "bob_x"]
+    assert sorted(set(clips.meta["index"].tolist())) == [0, 7]
+    (path, reason), = clips.report.skipped
+    assert path.endswith("stray.wav") and "does not match" in reason
+    train, test = datasets.fsdd_official_split(clips)
+    assert (len(train), len(test)) == (6, 6) and set(test.meta["index"]) == {0}
+    assert len(datasets.fsdd(rec)) == 12  # the recordings folder itself
+
+
+@pytest.mark.skipif(not FSDD.is_dir(), reason=f"FSDD not found at {FSDD}")
+def test_real_fsdd():
+    clips = datasets.fsdd(FSDD)
+    assert len(clips) == 3000 and clips.report.skipped == []
+    assert clips.class_names == [str(d) for d in range(10)]
+    assert clips.sample_rate == 8000
+    speakers = ["george", "jackson", "lucas", "nicolas", "theo", "yweweler"]
+    assert sorted(set(clips.groups)) == speakers
+    assert np.bincount(clips.labels).tolist() == [300] * 10
+    train, test = datasets.fsdd_official_split(clips)
+    assert (len(train), len(test)) == (2700, 300)
+    train, test = datasets.split_by_group(clips, "theo")
+    assert (len(train), len(test)) == (2500, 500) and set(test.groups) == {"theo"}
+
+
+@pytest.mark.skipif(not ESC10.is_file(), reason=f"ESC-10 not found at {ESC10}")
+@pytest.mark.skipif(not audio.HAVE_TFIO, reason="Ogg decoding needs tensorflow-io")
+def test_real_esc10(tmp_path):
+    clips = datasets.from_csv(ESC10)  # native 44.1 kHz: decoding only, no resampling
+    assert len(clips) == 240 and clips.report.skipped == []
+    assert clips.sample_rate == 44100
+    assert len(clips.class_names) == 10 and clips.class_names[0] == "dog"
+    assert set(clips.folds.tolist()) == {1, 2, 3}
+    assert np.bincount(clips.labels).tolist() == [24] * 10
+    durations = clips.durations()
+    assert np.median(durations) == pytest.approx(5.0, abs=0.05)
+    assert all(np.abs(w).max() > 0 for w in clips.waveforms)
+    # Resampling path on a few rows (44.1 kHz -> 16 kHz is the slow part).
+    with open(ESC10, newline="") as f:
+        rows = list(csv.DictReader(f))
+    subset = [r for r in rows if r["path"].endswith("-A.ogg")][::40][:6]
+    small = tmp_path / "few.csv"
+    with open(small, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(subset)
+    few = datasets.from_csv(small, root=ESC10.parent, sample_rate=16000)
+    assert few.sample_rate == 16000 and len(few) == len(subset)
+    for w, path in zip(few.waveforms, few.paths):
+        native = clips.waveforms[clips.paths.index(path)]
+        assert len(w) == int(np.ceil(len(native) * 16000 / 44100))

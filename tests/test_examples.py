@@ -1,0 +1,48 @@
+"""Every example runs at a tiny size, so examples never rot."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_script(name, *args, timeout=300):
+    done = subprocess.run([sys.executable, str(EXAMPLES / f"{name}.py"), *args],
+                          capture_output=True, text=True, timeout=timeout,
+                          cwd=EXAMPLES.parent)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_quickstart():
+    out = run_script("quickstart")
+    assert out.strip().splitlines()[-1].startswith("[")
+
+
+def test_functional_model():
+    accuracy = load("functional_model").main(epochs=2)
+    assert 0.0 <= accuracy <= 1.0
+
+
+def test_subclassed_model():
+    accuracy = load("subclassed_model").main(epochs=2)
+    assert 0.0 <= accuracy <= 1.0
+
+
+def test_distributed():
+    # Own process: logical CPU devices must be set before TensorFlow starts.
+    out = run_script("distributed", "--epochs", "1", "--cpus", "2")
+    assert "replicas: 2" in out
+    losses = [float(line.rsplit("loss:", 1)[1]) for line in out.splitlines() if "loss:" in line]
+    assert losses and np.isfinite(losses).all()
