@@ -46,3 +46,20 @@ def test_distributed():
     assert "replicas: 2" in out
     losses = [float(line.rsplit("loss:", 1)[1]) for line in out.splitlines() if "loss:" in line]
     assert losses and np.isfinite(losses).all()
+
+
+def test_train_folder(tmp_path, monkeypatch):
+    from keras_speechmix import synth
+
+    monkeypatch.setenv("KERAS_SPEECHMIX_CACHE", str(tmp_path / "cache"))
+    folder = synth.synthesize_digits(num_speakers=2, takes_per_speaker=2)
+    result = load("train_folder").main(folder, epochs=1, out=tmp_path / "run", verbose=0)
+    assert (tmp_path / "run" / "model.keras").stat().st_size > 0
+    assert result["num_train"] + result["num_test"] == 40
+
+
+def test_fsdd_speaker_holdout(shared_data):
+    table = load("fsdd_speaker_holdout").main(
+        shared_data / "fsdd", epochs=1, speakers=["theo"], per_class_per_speaker=2)
+    assert set(table) == {"none", "speechmix"}
+    assert all(len(v) == 1 and 0.0 <= v[0] <= 1.0 for v in table.values())

@@ -95,3 +95,23 @@ def test_statistics_count_real_plans():
     np.testing.assert_array_equal(stats["points"], expected)
     assert sum(stats["ratios"]) == mixed_rows
     assert sum(view.mix_statistics()["points"]) == 0  # reset
+
+
+def test_frame_targets_mix_like_frame_activations():
+    # x = per-frame one-hot labels: the mixed activation must equal the target.
+    frames = np.random.RandomState(0).randint(0, 3, size=(16, 5))
+    y = np.eye(3, dtype="float32")[frames]  # (B, T, C)
+    model = keras.Sequential([keras.Input((5, 3)), HiddenMixup()])
+    view = SpeechMix(model)
+    batches = partner_batches(tf.data.Dataset.from_tensor_slices((y, y)), 8,
+                              num_classes=3, mix_points=1, seed=0)
+    for (x, plan), target in batches:
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(view((x, plan), training=True)), target.numpy())
+
+
+def test_first_dominant_keeps_the_own_clip_ahead():
+    batches = partner_batches(clips().repeat(5), 4, num_classes=2, mix_points=1,
+                              first_dominant=True, seed=0)
+    ratios = np.concatenate([plan["ratio"].numpy() for (_, plan), _ in batches])
+    assert np.all(ratios >= 0.5) and np.any(ratios < 1.0)
