@@ -1,5 +1,10 @@
 """SpeechMix for Keras: mixup of hidden activations for sound classifiers.
 
+The layer (`HiddenMixup`) and the training view (`SpeechMix`) use only
+`keras.ops`; the tf.data side (`partner_batches`, `gain_db`, the callbacks)
+is imported on first use, so the model side also runs where only Keras and
+a JAX or PyTorch backend are installed.
+
 Example:
 
 >>> import keras_speechmix as ksm
@@ -7,23 +12,31 @@ Example:
 ['HiddenMixup', 'SpeechMix', 'partner_batches']
 """
 
-from keras_speechmix.callbacks import MixLogger, MixOff, MixWarmup
-from keras_speechmix.gain import gain_db
+import importlib
+
 from keras_speechmix.layer import HiddenMixup, active_plan, plan_scope
-from keras_speechmix.pipeline import partner_batches
 from keras_speechmix.view import SpeechMix, mix_layers
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "HiddenMixup",
-    "SpeechMix",
-    "partner_batches",
-    "gain_db",
-    "mix_layers",
-    "active_plan",
-    "plan_scope",
-    "MixWarmup",
-    "MixOff",
-    "MixLogger",
-]
+# Names that need TensorFlow, and the module that holds each.
+_LAZY = {
+    "partner_batches": "keras_speechmix.pipeline",
+    "gain_db": "keras_speechmix.gain",
+    "MixWarmup": "keras_speechmix.callbacks",
+    "MixOff": "keras_speechmix.callbacks",
+    "MixLogger": "keras_speechmix.callbacks",
+}
+
+__all__ = ["HiddenMixup", "SpeechMix", "mix_layers", "active_plan", "plan_scope",
+           *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'keras_speechmix' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
