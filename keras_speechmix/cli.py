@@ -8,6 +8,7 @@ Example:
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -35,7 +36,7 @@ def _parser():
         "demo", help="train no mixing, input mixup and SpeechMix on the "
         "built-in synthesised spoken digits and compare them")
     demo.add_argument("--out", default="speechmix-out", help="output folder")
-    demo.add_argument("--epochs", type=int, default=30)
+    demo.add_argument("--epochs", type=int, default=40)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--speakers", type=int, default=12,
                       help="synthetic speakers (a quarter are held out for testing)")
@@ -156,10 +157,9 @@ def run_demo(args):
         "num_test": len(test),
         "seconds_total": round(time.perf_counter() - started, 1),
         "runs": results,
-        "load_report": clips.report.as_dict() if hasattr(clips.report, "as_dict")
-        else str(clips.report),
+        "load_report": dataclasses.asdict(clips.report),
     }
-    (out / "results.json").write_text(json.dumps(summary, indent=2))
+    (out / "results.json").write_text(json.dumps(summary, indent=2, default=str))
     plots.plot_curves(results, out / "curves.png")
     plots.plot_confusion(results, out / "confusion.png")
     plots.plot_mixing(_mixing_panels(models["speechmix"], test), out / "mixing.png")
