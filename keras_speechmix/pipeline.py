@@ -12,6 +12,8 @@ per-sample tensors:
   repeated on every row (rows are split across replicas); all zeros when the
   batch is not mixed (see `prob`).
 - `"gain"` float32 `(B,)`, only with `ratio="bc"`: each clip's gain in dB.
+- `"background"` int32 `(2B,)`, only with `background=`: 1 on the rows that
+  hold background clips (each replica's rows are `[clips; backgrounds]`).
 
 Elements come out as `((x, plan), y_mixed)` or `((x, plan), y_mixed,
 weight_mixed)`, ready for `fit` on the training view `SpeechMix(model)`.
