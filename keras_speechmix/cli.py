@@ -248,6 +248,11 @@ def main(argv=None):
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = _parser().parse_args(argv)
+    import tensorflow as tf
+
+    # Each compared model traces its own predict function; TF's retracing
+    # warnings about that are noise in a command's output.
+    tf.get_logger().setLevel("ERROR")
     runner = {"demo": run_demo, "train": run_train, "evaluate": run_evaluate}[args.command]
     try:
         runner(args)

@@ -139,7 +139,8 @@ def train_clips(train, test, mix="speechmix", epochs=30, seed=0,
     test_y = keras.utils.to_categorical(test.labels, num_classes)
     started = time.perf_counter()
     history = trainer.fit(data.prefetch(tf.data.AUTOTUNE), epochs=epochs,
-                          validation_data=(test_x, test_y), verbose=verbose)
+                          validation_data=(test_x, test_y), verbose=verbose,
+                          shuffle=False)  # the dataset is shuffled above
     seconds = time.perf_counter() - started
     predicted = predict_clips(model, test.waveforms, length).argmax(axis=1)
     confusion = tf.math.confusion_matrix(
