@@ -284,7 +284,6 @@ def partner_batches(dataset, batch_size, *, num_classes, mix_points,
             f"shape (samples,) or (samples, 1); received shape {x_spec.shape}.")
     if background is not None:
         _check_background(background, x_spec)
-    has_weight = w_spec is not None
     shard = batch_size // num_replicas
     if seed is None:
         seed = random.randint(0, 2**31 - 1)
@@ -318,49 +317,31 @@ def partner_batches(dataset, batch_size, *, num_classes, mix_points,
             [], point_seed, 0, mix_points, dtype=tf.int32)
         mixed = tf.random.stateless_uniform([], mixed_seed) < _knob(prob)
 
+        weights = () if weight is None else (tf.cast(weight, tf.float32),)
         if extra is not None:
             x, plan = _with_background(x, extra, r, mixed, batch, shard)
-            plan["point"] = tf.tile(
-                tf.one_hot(point, mix_points, dtype=tf.int32)[None, :]
-                * tf.cast(mixed, tf.int32), [2 * batch, 1])
-            if ratio == "bc":
-                plan["gain"] = gain_db(x, sample_rate)
             # The background carries no label: each clip keeps its target.
-            outputs = ((x, plan), y)
-            if has_weight:
-                outputs += (tf.cast(weight, tf.float32),)
-            return outputs
-        if partners == "random" and group is None:
-            partner = _shuffle_within_shards(seeds[2], batch, shard)
+            targets = (y,) + weights
         else:
-            partner = _sample_partners(seeds[2], batch, shard, label_key,
-                                       group, partners)
-        # A clip paired with itself, or a batch left clean, keeps r = 1: the
-        # layer's rules are then exact identities (the "sound" rule would
-        # otherwise rescale a self-mix).
-        r = tf.where(mixed & tf.not_equal(partner, tf.range(batch)), r, 1.0)
-        local_partner = partner - (tf.range(batch) // shard) * shard
-        plan = {
-            "partner": local_partner,
-            "ratio": r,
-            "point": tf.tile(
-                tf.one_hot(point, mix_points, dtype=tf.int32)[None, :]
-                * tf.cast(mixed, tf.int32), [batch, 1]),
-        }
+            if partners == "random" and group is None:
+                partner = _shuffle_within_shards(seeds[2], batch, shard)
+            else:
+                partner = _sample_partners(seeds[2], batch, shard, label_key,
+                                           group, partners)
+            # A clip paired with itself, or a batch left clean, keeps r = 1:
+            # the layer's rules are then exact identities (the "sound" rule
+            # would otherwise rescale a self-mix).
+            r = tf.where(mixed & tf.not_equal(partner, tf.range(batch)), r, 1.0)
+            plan = {"partner": partner - (tf.range(batch) // shard) * shard,
+                    "ratio": r}
+            targets = (_mix_targets(y, r, partner, label_mode),) + tuple(
+                _mix_targets(w, r, partner, "weighted") for w in weights)
+        point_row = tf.one_hot(point, mix_points, dtype=tf.int32) * tf.cast(
+            mixed, tf.int32)
+        plan["point"] = tf.tile(point_row[None, :], [tf.shape(plan["ratio"])[0], 1])
         if ratio == "bc":
             plan["gain"] = gain_db(x, sample_rate)
-
-        def mix(values):
-            r_b = tf.reshape(r, [batch] + [1] * (values.shape.rank - 1))
-            other = tf.gather(values, partner)
-            if label_mode == "union" and values is y:
-                return tf.where(r_b < 1.0, tf.maximum(values, other), values)
-            return r_b * values + (1.0 - r_b) * other
-
-        outputs = ((x, plan), mix(y))
-        if has_weight:
-            outputs += (mix(tf.cast(weight, tf.float32)),)
-        return outputs
+        return ((x, plan),) + targets
 
     batched = dataset.batch(batch_size, drop_remainder=drop_remainder)
     seeds = tf.data.Dataset.random(
@@ -370,6 +351,14 @@ def partner_batches(dataset, batch_size, *, num_classes, mix_points,
         parts += (background.repeat().batch(batch_size, drop_remainder=True),)
     return tf.data.Dataset.zip(parts).map(
         add_plan, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def _mix_targets(values, r, partner, label_mode):
+    r = tf.reshape(r, tf.concat([tf.shape(r), tf.ones([values.shape.rank - 1], tf.int32)], 0))
+    other = tf.gather(values, partner)
+    if label_mode == "union":
+        return tf.where(r < 1.0, tf.maximum(values, other), values)
+    return r * values + (1.0 - r) * other
 
 
 def _check_background(background, x_spec):
