@@ -4,12 +4,14 @@ The mixing methods compared here, all on the same network, data, epochs,
 optimiser and seed:
 
 - `"none"`: plain training.
-- `"input"`: input mixup (Zhang et al., 2018) on the log-mel features.
+- `"input"`: input mixup (Zhang et al., 2018) on the log-mel features, one
+  lambda ~ U(0, 1) per batch, partners a shuffle of the batch.
 - `"bc"`: BC learning (Tokozume et al., 2018): waveform mixing with the
   gain-aware ratio and partners of another class.
 - `"speechmix"`: SpeechMix (Jindal et al., 2020): one point per batch drawn
-  from the input features and every conv block, r ~ U(0, 1) per clip, as in
-  the authors' code.
+  from the input features and every conv block (never after the last conv
+  stage), r ~ U(0, 1) per clip, partners of another class, as in the
+  authors' code.
 """
 
 import time
@@ -23,16 +25,19 @@ from keras_speechmix.models import logmel_cnn
 from keras_speechmix.pipeline import partner_batches
 from keras_speechmix.view import SpeechMix
 
-__all__ = ["MIXES", "build_model", "train_clips", "predict_clips"]
+__all__ = ["METHODS", "MIXES", "build_model", "train_clips", "predict_clips"]
 
-MIXES = ("none", "input", "bc", "speechmix")
-_POINTS = {
+_CONV_POINTS = ("input", "block1", "block2", "block3")
+# Each method's mixing points in the log-mel CNN and its partner_batches
+# arguments; alpha = 1.0 (r ~ U(0, 1)) throughout unless train_clips is told.
+METHODS = {
     # Plain training never hands a plan over, so these points stay identities.
-    "none": ("input", "block1", "block2", "block3"),
-    "input": ("input",),
-    "bc": ("waveform",),
-    "speechmix": ("input", "block1", "block2", "block3"),
+    "none": dict(points=_CONV_POINTS),
+    "input": dict(points=("input",), per_sample=False, partners="random"),
+    "bc": dict(points=("waveform",), ratio="bc", partners="different_class"),
+    "speechmix": dict(points=_CONV_POINTS, partners="different_class"),
 }
+MIXES = tuple(METHODS)
 
 
 def build_model(mix, num_classes, sample_rate, input_length):
@@ -46,7 +51,7 @@ def build_model(mix, num_classes, sample_rate, input_length):
     if mix not in MIXES:
         raise ValueError(f"`mix` must be one of {MIXES}; received mix={mix!r}.")
     return logmel_cnn(num_classes, sample_rate=sample_rate,
-                      input_length=input_length, mix_points=_POINTS[mix])
+                      input_length=input_length, mix_points=METHODS[mix]["points"])
 
 
 def predict_clips(model, clips, length, crops=5, batch_size=64):
@@ -125,12 +130,11 @@ def train_clips(train, test, mix="speechmix", epochs=30, seed=0,
             lambda x, y: (x, tf.one_hot(y, num_classes)))
     else:
         trainer = SpeechMix(model)
+        options = {k: v for k, v in METHODS[mix].items() if k != "points"}
         data = partner_batches(
             clips, batch_size, num_classes=num_classes,
             mix_points=trainer.num_mix_points, alpha=alpha,
-            ratio="bc" if mix == "bc" else "beta",
-            partners="different_class" if mix == "bc" else "random",
-            sample_rate=train.sample_rate, seed=seed)
+            sample_rate=train.sample_rate, seed=seed, **options)
     # XLA made the log-mel CNN's CPU step about 4x slower; keep it for GPUs.
     trainer.compile(optimizer=optimizer, loss="categorical_crossentropy",
                     metrics=["accuracy"],
@@ -158,7 +162,7 @@ def train_clips(train, test, mix="speechmix", epochs=30, seed=0,
         "class_names": list(train.class_names),
         "sample_rate": train.sample_rate,
         "input_length": length,
-        "mix_points": [] if mix == "none" else list(_POINTS[mix]),
+        "mix_points": [] if mix == "none" else list(METHODS[mix]["points"]),
         "seconds": round(seconds, 2),
         "confusion": confusion.tolist(),
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
