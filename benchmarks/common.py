@@ -30,9 +30,14 @@ import tensorflow as tf  # noqa: E402
 from keras_speechmix import SpeechMix, datasets, partner_batches  # noqa: E402
 from keras_speechmix import experiment, models  # noqa: E402
 
+import warnings  # noqa: E402
+
+# Each run builds a fresh model, so Keras' retracing warning is expected.
+tf.get_logger().setLevel("ERROR")
+warnings.filterwarnings("ignore", message=".*shuffle=True.*")
+
 DEFAULT_DATA = REPO.parent / "shared" / "data"
-LOGMEL_POINTS = ("input", "block1", "block2", "block3", "pooled")
-ENVNET_POINTS = (0, 1, 2, 3, 4)
+from step_time import ENVNET_POINTS, LOGMEL_POINTS  # noqa: E402
 
 # ---------------------------------------------------------------------------
 # The methods compared. Every one trains the same network (same layers,

@@ -65,6 +65,17 @@ class HiddenMixupTest(testing.TestCase):
             out = HiddenMixup(rule=rule, index=0)(x, plan=plan, training=True)
             self.assertAllClose(out, x)
 
+    def test_skip_and_select_agree(self):
+        x = np.random.randn(4, 3, 2).astype("float32")
+        for point in (0, 1, None):
+            plan = make_plan([2, 3, 0, 1], [0.2, 0.9, 0.5, 1.0], point, num_points=2,
+                             gain=[-3.0, -20.0, -9.0, -40.0])
+            skipped = HiddenMixup(index=0, skip_inactive=True)(x, plan=plan, training=True)
+            selected = HiddenMixup(index=0, skip_inactive=False)(x, plan=plan, training=True)
+            self.assertAllClose(skipped, selected, atol=1e-6)
+            if point != 0:
+                self.assertAllEqual(selected, x)
+
     def test_plan_scope_feeds_the_layer(self):
         x = np.array([[0.0], [2.0]], dtype="float32")
         with plan_scope(make_plan([1, 0], [0.5, 0.5], 0)):
@@ -97,14 +108,16 @@ class HiddenMixupTest(testing.TestCase):
             self.assertEqual(tuple(batch.shape), (4, 3))
 
     def test_config_round_trip(self):
-        layer = HiddenMixup(rule="sound", index=2, name="mix")
+        layer = HiddenMixup(rule="sound", index=2, skip_inactive=False, name="mix")
         clone = HiddenMixup.from_config(layer.get_config())
-        self.assertEqual((clone.rule, clone.index, clone.name), ("sound", 2, "mix"))
+        self.assertEqual((clone.rule, clone.index, clone.skip_inactive, clone.name),
+                         ("sound", 2, False, "mix"))
 
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"rule": "linear"}, "rule"),
     ({"index": -1}, "index"),
+    ({"skip_inactive": "never"}, "skip_inactive"),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):

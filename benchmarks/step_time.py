@@ -1,0 +1,165 @@
+"""Training-step time with and without SpeechMix, on any Keras backend.
+
+The step-time half of `speed.py`, kept free of TensorFlow so that it also
+runs where only Keras and JAX (or PyTorch) are installed, such as a GPU
+machine without TensorFlow:
+
+    KERAS_BACKEND=jax python benchmarks/step_time.py --rounds 40 --out step_time.json
+
+Each variant (plain `model.train_on_batch`, and the SpeechMix view with each
+mixing point forced active, or none) is timed round-robin on the same batch;
+the JSON gives medians and ratios to plain.
+"""
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from keras_speechmix import SpeechMix, models  # noqa: E402
+
+LOGMEL_POINTS = ("input", "block1", "block2", "block3", "pooled")
+ENVNET_POINTS = (0, 1, 2, 3, 4)
+
+
+def make_plan(batch, num_points, point, seed=0):
+    """A plan with `point` active (None: no active point), fixed partners."""
+    rng = np.random.default_rng(seed)
+    onehot = np.zeros((batch, num_points), np.int32)
+    if point is not None:
+        onehot[:, point] = 1
+    return {"partner": rng.permutation(batch).astype(np.int32),
+            "ratio": rng.uniform(size=batch).astype(np.float32),
+            "point": onehot}
+
+
+def step_times(net, cfg, num_classes=10, jit=False, device_inputs=False):
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    batch, length = cfg["batch"], cfg["length"]
+    if net == "logmel":
+        points = LOGMEL_POINTS
+        model = models.logmel_cnn(num_classes, sample_rate=cfg["sample_rate"],
+                                  input_length=length, mix_points=points)
+    else:
+        points = ENVNET_POINTS
+        model = models.envnet_v2(num_classes, input_length=length, mix_points=points)
+    view = SpeechMix(model)
+    model.compile(keras.optimizers.Adam(1e-4), "categorical_crossentropy", jit_compile=jit)
+    view.compile(keras.optimizers.Adam(1e-4), "categorical_crossentropy", jit_compile=jit)
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal((batch, length))).astype(np.float32)
+    y = np.eye(num_classes, dtype=np.float32)[np.arange(batch) % num_classes]
+    variants = {"plain": lambda: model.train_on_batch(x, y)}
+    plans = {"no_point": make_plan(batch, len(points), None)}
+    for k, name in enumerate(points):
+        plans[f"point_{name}"] = make_plan(batch, len(points), k)
+    if device_inputs:
+        # Already on the accelerator, as prefetched tf.data batches are: the
+        # plan's three small host-to-device copies per step are then not timed.
+        x, y = keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(y)
+        plans = {k: {n: keras.ops.convert_to_tensor(a) for n, a in p.items()}
+                 for k, p in plans.items()}
+    for label, plan in plans.items():
+        variants[label] = (lambda p: (lambda: view.train_on_batch((x, p), y)))(plan)
+    names = list(variants)
+    for _ in range(cfg["warmup"]):  # traces the two train functions
+        for name in names:
+            variants[name]()
+    times = {name: [] for name in names}
+    started = time.perf_counter()
+    for r in range(cfg["rounds"]):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for name in order:
+            t0 = time.perf_counter()
+            variants[name]()  # returns Python floats: the step has finished
+            times[name].append(time.perf_counter() - t0)
+    plain = np.median(times["plain"])
+    result = {"net": net, "batch_size": batch, "input_length": length,
+              "mix_points": [str(p) for p in points], "rounds": cfg["rounds"],
+              "warmup": cfg["warmup"], "params": int(model.count_params()),
+              "seconds": round(time.perf_counter() - started, 1), "variants": {}}
+    for name in names:
+        t = np.asarray(times[name])
+        paired = t / np.asarray(times["plain"])
+        result["variants"][name] = {
+            "median_s": float(np.median(t)), "p10_s": float(np.percentile(t, 10)),
+            "p90_s": float(np.percentile(t, 90)), "n": int(t.size),
+            "ratio_to_plain": float(np.median(t) / plain),
+            "paired_ratio_median": float(np.median(paired)),
+        }
+    result["worst_mixing_ratio"] = max(
+        v["ratio_to_plain"] for k, v in result["variants"].items() if k.startswith("point_"))
+    result["plain_steps_per_s"] = float(1.0 / plain)
+    return result
+
+
+def backend_device():
+    """The device Keras' backend computes on, in words."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        return f"{device.platform}: {getattr(device, 'device_kind', device)}"
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    return gpus[0].name if gpus else "cpu"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--nets", default="logmel,envnet")
+    parser.add_argument("--envnet-length", type=int, default=66650)
+    parser.add_argument("--jit", choices=("on", "off"), default="on")
+    parser.add_argument("--device-inputs", action="store_true",
+                        help="put the batch and plans on the device before timing")
+    parser.add_argument("--out", default="results/step_time.json")
+    args = parser.parse_args(argv)
+    configs = {
+        "logmel": dict(rounds=args.rounds, warmup=args.warmup, length=16000,
+                       sample_rate=16000, batch=args.batch),
+        "envnet": dict(rounds=args.rounds, warmup=args.warmup,
+                       length=args.envnet_length, batch=args.batch),
+    }
+    payload = {"backend": keras.backend.backend(), "device": backend_device(),
+               "keras": keras.__version__, "python": platform.python_version(),
+               "command": " ".join(sys.argv), "jit_compile": args.jit == "on",
+               "device_inputs": args.device_inputs,
+               "step_time": {}}
+    for net in args.nets.split(","):
+        payload["step_time"][net] = step_times(net, configs[net], jit=args.jit == "on",
+                                               device_inputs=args.device_inputs)
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(payload, indent=2))
+    print(f"backend {payload['backend']}, device {payload['device']}, "
+          f"jit_compile={payload['jit_compile']}, batch {args.batch}, "
+          f"inputs on device: {args.device_inputs}")
+    print(f"{'net':7s} {'variant':15s} {'median ms':>10s} {'ratio':>7s} {'paired':>7s}")
+    for net, result in payload["step_time"].items():
+        for name, v in result["variants"].items():
+            print(f"{net:7s} {name:15s} {1000 * v['median_s']:10.2f} "
+                  f"{v['ratio_to_plain']:7.3f} {v['paired_ratio_median']:7.3f}")
+    return payload
+
+
+if __name__ == "__main__":
+    main()

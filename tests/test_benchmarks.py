@@ -1,0 +1,109 @@
+"""The benchmark scripts run end to end (--tiny) and write complete JSON."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SHARED_DATA
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "benchmarks"
+
+
+def run_script(name, *args, timeout=600):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    done = subprocess.run([sys.executable, str(BENCH / name), "--tiny", *args],
+                          cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def finite(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_accuracy(payload, expect_data):
+    assert {"config", "device", "runs", "summary", "num_runs"} <= set(payload)
+    config = payload["config"]
+    assert config["mode"] == "tiny" and config["seeds"] == [0, 1]
+    assert set(config["methods"]) >= {"none", "input", "bc", "manifold", "speechmix"}
+    assert config["methods"]["speechmix"]["alpha"] == 1.0
+    assert config["methods"]["manifold"]["alpha"] == 2.0
+    assert config["methods"]["manifold"]["per_sample"] is False
+    suite = config["suites"][0]
+    assert suite["data"] == expect_data
+    runs = payload["runs"]
+    assert len(runs) == payload["num_runs"] == 2 * len(suite["methods"])
+    for run in runs:
+        for key in ("test_accuracy", "test_error", "train_accuracy_inference",
+                    "final_train_loss", "train_seconds"):
+            assert finite(run[key]), (key, run)
+        assert 0.0 <= run["test_accuracy"] <= 1.0
+        assert run["num_test"] > 0 and run["seed"] in (0, 1)
+        if run["method"] != "none":
+            assert run["mix_points"] and sum(run["point_counts"]) > 0
+    summary = payload["summary"][suite["name"]]["methods"]
+    assert set(summary) == set(suite["methods"])
+    for method, info in summary.items():
+        assert info["num_seeds"] == 2
+        assert finite(info["error_mean"]) and finite(info["error_se"])
+        if method != "none":
+            assert finite(info["paired_error_drop_mean"])
+            assert "relative_error_reduction" in info
+
+
+def test_accuracy_tiny_on_shared_data(tmp_path, shared_data):
+    out = tmp_path / "accuracy.json"
+    stdout = run_script("accuracy.py", "--out", str(out),
+                        "--data-root", str(shared_data))
+    assert "speechmix" in stdout and "error %" in stdout
+    check_accuracy(json.loads(out.read_text()), "fsdd")
+
+
+def test_accuracy_tiny_falls_back_to_synthesised_digits(tmp_path):
+    pytest.importorskip("espeakng_loader")
+    out = tmp_path / "accuracy.json"
+    run_script("accuracy.py", "--out", str(out),
+               "--data-root", str(tmp_path / "no-such-data"))
+    payload = json.loads(out.read_text())
+    check_accuracy(payload, "synth-tiny")
+    assert payload["runs"][0]["sample_rate"] == 16000
+
+
+def test_speed_tiny(tmp_path):
+    out = tmp_path / "speed.json"
+    stdout = run_script("speed.py", "--out", str(out), "--device", "cpu")
+    assert "ratio" in stdout and "batches/s" in stdout
+    payload = json.loads(out.read_text())
+    assert {"config", "device", "step_time", "pipeline", "total_seconds"} <= set(payload)
+    assert payload["device"]["device"].startswith("CPU")
+    logmel = payload["step_time"]["logmel"]
+    expected = {"plain", "no_point"} | {f"point_{p}" for p in logmel["mix_points"]}
+    assert set(logmel["variants"]) == expected
+    for variant in logmel["variants"].values():
+        assert finite(variant["median_s"]) and variant["median_s"] > 0
+        assert finite(variant["ratio_to_plain"]) and variant["ratio_to_plain"] > 0
+    assert logmel["variants"]["plain"]["ratio_to_plain"] == 1.0
+    pipeline = payload["pipeline"]
+    assert set(pipeline["rates"]) == {"batch_only", "keras_mixup", "partner_batches",
+                                      "partner_batches_bc"}
+    for name, rate in pipeline["rates"].items():
+        assert finite(rate["batches_per_s"]) and rate["batches_per_s"] > 0, name
+        assert finite(pipeline["pipeline_over_model"][name])
+    assert finite(pipeline["model_steps_per_s"])
+
+
+def test_shared_data_path_matches_benchmarks():
+    # The scripts default to the same shared-data folder the tests skip on.
+    sys.path.insert(0, str(BENCH))
+    try:
+        import common
+    finally:
+        sys.path.remove(str(BENCH))
+    assert Path(common.DEFAULT_DATA).resolve() == SHARED_DATA.resolve()
