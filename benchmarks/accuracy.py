@@ -136,14 +136,14 @@ def suites_for(mode, have_esc, have_fsdd, envnet):
                      "up once training is not cut short? An investigation, "
                      "not a result (one seed).")
         return s, seeds, None, notes
-    if mode == "envnet":
+    if mode == "envnet-short":
         seeds = [0]
         if have_esc:
             s.append(dict(name="esc10-envnet-short", data="esc10", net="envnet",
                           sample_rate=16000, length=24000, folds=[1, 2, 3],
                           epochs=15, batch_size=32, crops=10,
                           methods=("none", "bc", "speechmix")))
-        notes.append("envnet: the paper's EnvNet-v2 on ESC-10 at 16 kHz, 1.5 s "
+        notes.append("envnet-short: the paper's EnvNet-v2 on ESC-10 at 16 kHz, 1.5 s "
                      "inputs, 15 epochs (the authors train 600-1,200 at 44.1 "
                      "kHz), one seed: a CPU-sized check that the network "
                      "trains with each method, not a result.")
@@ -343,7 +343,7 @@ def plot(summary, suites, path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     mode = parser.add_mutually_exclusive_group()
-    for name in ("tiny", "quick", "medium", "long", "envnet", "full"):
+    for name in ("tiny", "quick", "medium", "long", "envnet-short", "full"):
         mode.add_argument(f"--{name}", action="store_const", dest="mode", const=name)
     parser.add_argument("--envnet", action="store_true", help="add EnvNet-v2 suites")
     parser.add_argument("--out", default=None, help="JSON path (default results/accuracy[_mode].json)")
