@@ -2,8 +2,9 @@
 
 Everything here uses the package's public pieces (`models.logmel_cnn`,
 `models.envnet_v2`, `partner_batches`, `SpeechMix`) and reuses
-`keras_speechmix.experiment`'s recipe helpers (cosine learning-rate schedule,
-multi-crop prediction, centred crops) so the numbers match what
+`keras_speechmix.experiment`'s recipe helpers (training batches per method,
+cosine learning-rate schedule, multi-crop prediction, centred crops) so the
+numbers match what
 `speechmix train` would do; it only adds the knobs the package's
 `experiment.train_clips` does not expose (per-batch ratio, arbitrary point
 sets, partner rule, EnvNet-v2).
@@ -27,7 +28,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_speechmix import SpeechMix, datasets, partner_batches  # noqa: E402
+from keras_speechmix import datasets  # noqa: E402
 from keras_speechmix import experiment, models  # noqa: E402
 
 import warnings  # noqa: E402
@@ -264,8 +265,7 @@ def train_run(train, test, method, *, net="logmel", epochs=30, seed=0,
     mixing = spec.get(net) is not None
     num_classes = len(train.class_names)
     batch_size = min(batch_size, len(train))
-    if length is None:
-        length = int(min(max(len(w) for w in train.waveforms), 5 * train.sample_rate))
+    length = length or experiment.default_length(train)
     model = build_network(net, spec, num_classes, train.sample_rate, length)
     steps = max(1, len(train) // batch_size)
     if net == "logmel":
@@ -277,20 +277,10 @@ def train_run(train, test, method, *, net="logmel", epochs=30, seed=0,
         optimizer = keras.optimizers.SGD(
             envnet_schedule(epochs, steps, learning_rate), momentum=0.9,
             nesterov=True, weight_decay=5e-4)
-    clips = train.to_dataset(length, training=True, seed=seed).shuffle(
-        len(train), seed=seed, reshuffle_each_iteration=True)
-    if not mixing:
-        trainer = model
-        data = clips.batch(batch_size, drop_remainder=True).map(
-            lambda x, y: (x, tf.one_hot(y, num_classes)))
-    else:
-        trainer = SpeechMix(model)
-        data = partner_batches(
-            clips, batch_size, num_classes=num_classes,
-            mix_points=trainer.num_mix_points, alpha=spec["alpha"],
-            ratio=spec["ratio"], partners=spec["partners"],
-            per_sample=spec["per_sample"], sample_rate=train.sample_rate,
-            seed=seed)
+    trainer, data = experiment.training_batches(
+        model, train, length, batch_size, seed,
+        {k: spec[k] for k in ("alpha", "ratio", "partners", "per_sample")}
+        if mixing else None)
     trainer.compile(optimizer=optimizer, loss="categorical_crossentropy",
                     metrics=["accuracy"], jit_compile=jit_compile)
     started = time.perf_counter()

@@ -25,7 +25,8 @@ from keras_speechmix.models import logmel_cnn
 from keras_speechmix.pipeline import partner_batches
 from keras_speechmix.view import SpeechMix
 
-__all__ = ["METHODS", "MIXES", "build_model", "train_clips", "predict_clips"]
+__all__ = ["METHODS", "MIXES", "build_model", "default_length", "predict_clips",
+           "train_clips", "training_batches"]
 
 _CONV_POINTS = ("input", "block1", "block2", "block3")
 # Each method's mixing points in the log-mel CNN and its partner_batches
@@ -83,6 +84,43 @@ def predict_clips(model, clips, length, crops=5, batch_size=64):
                      for k in range(len(clips))])
 
 
+def default_length(clips):
+    """Input length in samples: the longest clip, at most 5 s.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_speechmix.datasets import ClipSet
+    >>> default_length(ClipSet([np.zeros(900), np.zeros(1200)], [0, 1], ["a", "b"], 1000))
+    1200
+    """
+    return int(min(max(len(w) for w in clips.waveforms), 5 * clips.sample_rate))
+
+
+def training_batches(model, train, length, batch_size, seed, mixing=None):
+    """What `fit` trains on: `(trainer, batches)` for one method.
+
+    Without `mixing`, the model itself on shuffled one-hot batches; with it
+    (a dict of `partner_batches` arguments), the `SpeechMix` view of the
+    model on partner batches. Clips are randomly cropped to `length`.
+
+    Example:
+
+    >>> # trainer, batches = training_batches(model, train, 16000, 32, 0, {"alpha": 1.0})
+    """
+    num_classes = len(train.class_names)
+    clips = train.to_dataset(length, training=True, seed=seed).shuffle(
+        len(train), seed=seed, reshuffle_each_iteration=True)
+    if mixing is None:
+        return model, clips.batch(batch_size, drop_remainder=True).map(
+            lambda x, y: (x, tf.one_hot(y, num_classes)))
+    trainer = SpeechMix(model)
+    return trainer, partner_batches(
+        clips, batch_size, num_classes=num_classes,
+        mix_points=trainer.num_mix_points, sample_rate=train.sample_rate,
+        seed=seed, **mixing)
+
+
 def _schedule(epochs, steps, learning_rate):
     return keras.optimizers.schedules.CosineDecay(
         learning_rate, decay_steps=max(1, epochs * steps), alpha=0.05)
@@ -115,26 +153,14 @@ def train_clips(train, test, mix="speechmix", epochs=30, seed=0,
         raise ValueError(f"Training needs at least 2 clips; the train split has {len(train)}.")
     # Small sets still get full batches (drop_remainder keeps shapes static).
     batch_size = min(batch_size, len(train))
-    if length is None:
-        longest = max(len(w) for w in train.waveforms)
-        length = int(min(longest, 5 * train.sample_rate))
+    length = length or default_length(train)
     num_classes = len(train.class_names)
     model = build_model(mix, num_classes, train.sample_rate, length)
     steps = max(1, len(train) // batch_size)
     optimizer = keras.optimizers.Adam(_schedule(epochs, steps, learning_rate))
-    clips = train.to_dataset(length, training=True, seed=seed).shuffle(
-        len(train), seed=seed, reshuffle_each_iteration=True)
-    if mix == "none":
-        trainer = model
-        data = clips.batch(batch_size, drop_remainder=True).map(
-            lambda x, y: (x, tf.one_hot(y, num_classes)))
-    else:
-        trainer = SpeechMix(model)
-        options = {k: v for k, v in METHODS[mix].items() if k != "points"}
-        data = partner_batches(
-            clips, batch_size, num_classes=num_classes,
-            mix_points=trainer.num_mix_points, alpha=alpha,
-            sample_rate=train.sample_rate, seed=seed, **options)
+    options = {k: v for k, v in METHODS[mix].items() if k != "points"}
+    trainer, data = training_batches(model, train, length, batch_size, seed,
+                                     None if mix == "none" else dict(options, alpha=alpha))
     # XLA made the log-mel CNN's CPU step about 4x slower; keep it for GPUs.
     trainer.compile(optimizer=optimizer, loss="categorical_crossentropy",
                     metrics=["accuracy"],
