@@ -30,6 +30,7 @@ import tensorflow as tf  # noqa: E402
 
 from keras_speechmix import datasets  # noqa: E402
 from keras_speechmix import experiment, models  # noqa: E402
+from keras_speechmix.layer import HiddenMixup  # noqa: E402
 
 import warnings  # noqa: E402
 
@@ -168,8 +169,15 @@ def has_data(root, name):
     return False
 
 
-def load_esc10(root, sample_rate):
-    return datasets.from_csv(Path(root) / "esc10" / "meta.csv", sample_rate=sample_rate)
+def load_esc10(root, sample_rate, trim=False):
+    """ESC-10 from `root/esc10/meta.csv`; `trim` cuts leading/trailing zeros.
+
+    ESC clips are padded with digital silence to 5 s; BC learning's and
+    SpeechMix's data preparation (mil-tokyo/bc_learning_sound,
+    dataset_gen/esc_gen.py) strips it before any cropping.
+    """
+    clips = datasets.from_csv(Path(root) / "esc10" / "meta.csv", sample_rate=sample_rate)
+    return clips.trim_silence() if trim else clips
 
 
 def load_fsdd(root, sample_rate=8000):
@@ -233,14 +241,15 @@ def validation_split(train, seed=0, fraction=0.2):
 # One training run
 
 
-def build_network(net, spec, num_classes, sample_rate, length):
+def build_network(net, spec, num_classes, sample_rate, length, filters=None):
     points = spec.get(net)
     if net == "logmel":
         # A plain run still needs one HiddenMixup to build the same network;
         # without a plan it is the identity.
         return models.logmel_cnn(num_classes, sample_rate=sample_rate,
                                  input_length=length,
-                                 mix_points=points or ("input",))
+                                 mix_points=points or ("input",),
+                                 **({} if filters is None else {"filters": filters}))
     if net == "envnet":
         return models.envnet_v2(num_classes, input_length=length,
                                 mix_points=points or (0,))
@@ -257,16 +266,31 @@ def envnet_schedule(epochs, steps, learning_rate=0.01):
 
 def train_run(train, test, method, *, net="logmel", epochs=30, seed=0,
               length=None, batch_size=32, learning_rate=None, crops=10,
-              jit_compile=False, verbose=0, train_eval=256):
-    """Trains `net` with `method` on `train`, tests on `test`; returns a dict."""
+              jit_compile=False, verbose=0, train_eval=256, filters=None,
+              hidden_rule=None, mix_points=None, alpha=None):
+    """Trains `net` with `method` on `train`, tests on `test`; returns a dict.
+
+    Investigation knobs (`benchmarks/investigate.py`): `filters` widens the
+    log-mel CNN; `hidden_rule` sets the rule of every mixing point but the
+    waveform one ("sound" without gains = variance-preserving lerp);
+    `mix_points` replaces the method's points, `alpha` its Beta(alpha, alpha).
+    """
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     spec = method_spec(method)
+    if mix_points is not None:
+        spec[net] = tuple(mix_points)
+    if alpha is not None:
+        spec["alpha"] = alpha
     mixing = spec.get(net) is not None
     num_classes = len(train.class_names)
     batch_size = min(batch_size, len(train))
     length = length or experiment.default_length(train)
-    model = build_network(net, spec, num_classes, train.sample_rate, length)
+    model = build_network(net, spec, num_classes, train.sample_rate, length, filters)
+    if hidden_rule is not None:
+        for layer in model.layers:
+            if isinstance(layer, HiddenMixup) and layer.name != "mix_waveform":
+                layer.rule = hidden_rule
     steps = max(1, len(train) // batch_size)
     if net == "logmel":
         learning_rate = 2e-3 if learning_rate is None else learning_rate
@@ -315,6 +339,10 @@ def train_run(train, test, method, *, net="logmel", epochs=30, seed=0,
         "train_seconds": round(seconds, 2),
         "mix_points": [] if not mixing else [str(p) for p in spec[net]],
     }
+    for knob, value in (("filters", filters), ("hidden_rule", hidden_rule),
+                        ("alpha", alpha)):
+        if value is not None:
+            result[knob] = list(value) if isinstance(value, tuple) else value
     if mixing:
         result["point_counts"] = trainer.mix_statistics()["points"]
     del trainer, model

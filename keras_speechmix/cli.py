@@ -60,6 +60,9 @@ def _parser():
     train.add_argument("--clip-seconds", type=float, default=None,
                        help="input length (default: longest clip, at most 5 s)")
     train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--trim-silence", action="store_true",
+                       help="cut leading/trailing digital silence from every clip "
+                            "(as BC learning / SpeechMix prepare ESC-10/50)")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
 
     evaluate = commands.add_parser("evaluate", help="accuracy and confusion of a saved model")
@@ -68,6 +71,8 @@ def _parser():
     evaluate.add_argument("--folds", type=_folds, default=None)
     evaluate.add_argument("--sample-rate", type=int, default=None,
                           help="default: the model's feature layer's rate")
+    evaluate.add_argument("--trim-silence", action="store_true",
+                          help="cut leading/trailing digital silence (as in training)")
     evaluate.add_argument("--json", action="store_true", help="print JSON only")
     return parser
 
@@ -174,6 +179,8 @@ def run_train(args):
     from keras_speechmix.experiment import train_clips
 
     clips = datasets.load(args.data, sample_rate=args.sample_rate)
+    if args.trim_silence:
+        clips = clips.trim_silence()
     print(clips.summary())
     (train, test), split = _split(clips, args.data, args.train_folds, args.test_folds,
                                   args.seed)
@@ -187,6 +194,7 @@ def run_train(args):
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "model.keras")
     result["split"] = split
+    result["trim_silence"] = args.trim_silence
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
     print(f"test accuracy {100 * result['test_accuracy']:.1f} % "
           f"({result['num_test']} clips); wrote {out / 'model.keras'} and metrics.json")
@@ -217,6 +225,8 @@ def run_evaluate(args):
         raise SystemExit("error: the model has no feature layer with a sample rate: "
                          "pass --sample-rate")
     clips = datasets.load(args.data, sample_rate=rate)
+    if args.trim_silence:
+        clips = clips.trim_silence()
     if args.folds:
         _, clips = datasets.split_by_fold(clips, args.folds)
     num_classes = model.output_shape[-1]

@@ -189,6 +189,61 @@ class ClipSet:
             report=self.report,
         )
 
+    def trim_silence(self, threshold=0.0):
+        """A new ClipSet with leading and trailing silence cut from each clip.
+
+        BC learning and SpeechMix prepare ESC-10/50 this way: those clips
+        are padded with digital silence to 5 s, so a random training crop
+        of a short sound is often pure silence labelled as the sound.
+        Samples whose magnitude is at most `threshold` count as silence;
+        the default `0.0` cuts exact zeros only, as the authors' code does.
+        A clip that is silent throughout is kept unchanged (never dropped),
+        and a warning gives their count.
+
+        Args:
+            threshold: Non-negative amplitude at or below which a sample
+                counts as silence (waveforms are float, full scale 1.0).
+
+        Returns:
+            A `ClipSet` with the same labels, folds, groups and metadata.
+
+        Example:
+
+        >>> import numpy as np
+        >>> clips = ClipSet([np.array([0, 0, 0.5, -0.2, 0], "float32")], [0], ["a"], 8000)
+        >>> clips.trim_silence().waveforms[0].tolist()
+        [0.5, -0.20000000298023224]
+        """
+        if not np.isscalar(threshold) or not threshold >= 0:
+            raise ValueError(
+                f"trim_silence: threshold must be a number >= 0; got {threshold!r}"
+            )
+        trimmed, silent = [], []
+        for path, wave in zip(self.paths, self.waveforms):
+            loud = np.flatnonzero(np.abs(wave) > threshold)
+            if loud.size == 0:
+                silent.append(path)
+                trimmed.append(wave)
+            else:
+                trimmed.append(wave[loud[0] : loud[-1] + 1])
+        if silent:
+            logger.warning(
+                "trim_silence: %d of %d clips are silent throughout (threshold %g) "
+                "and were kept untrimmed, e.g. %s",
+                len(silent), len(self), threshold, silent[0],
+            )
+        return ClipSet(
+            trimmed,
+            self.labels,
+            self.class_names,
+            self.sample_rate,
+            paths=self.paths,
+            folds=self.folds,
+            groups=self.groups,
+            meta=self.meta,
+            report=self.report,
+        )
+
     def durations(self):
         """Clip durations in seconds, as a numpy array."""
         return np.array([len(w) for w in self.waveforms], np.float64) / self.sample_rate

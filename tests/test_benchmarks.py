@@ -107,3 +107,19 @@ def test_shared_data_path_matches_benchmarks():
     finally:
         sys.path.remove(str(BENCH))
     assert Path(common.DEFAULT_DATA).resolve() == SHARED_DATA.resolve()
+
+
+def test_investigate_tiny_on_shared_data(tmp_path, shared_data):
+    out = tmp_path / "investigate.json"
+    stdout = run_script("investigate.py", "--out", str(out),
+                        "--data-root", str(shared_data))
+    assert "validation error" in stdout
+    payload = json.loads(out.read_text())
+    runs = payload["runs"]
+    assert [r["variant"] for r in runs] == ["none", "speechmix+trim+sound"]
+    assert [r["trim"] for r in runs] == [False, True]
+    assert runs[1]["hidden_rule"] == "sound" and sum(runs[1]["point_counts"]) > 0
+    assert all(r["fold"] == "fold1/val" and r["epochs"] == 1 for r in runs)
+    # Validation clips come out of the training folds: fewer than a test fold's 80.
+    assert all(0 < r["num_test"] < 80 and finite(r["test_error"]) for r in runs)
+    assert [row["variant"] for row in payload["summary"]] == ["none", "speechmix+trim+sound"]

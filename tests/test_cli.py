@@ -64,8 +64,12 @@ def test_esc10_trains_through_the_command(shared_data, tmp_path):
     out = tmp_path / "esc"
     assert main(["train", "--data", str(shared_data / "esc10" / "meta.csv"),
                  "--train-folds", "1,2", "--test-folds", "3", "--epochs", "1",
-                 "--mix", "bc", "--clip-seconds", "2.0", "--out", str(out), "--quiet"]) == 0
+                 "--mix", "bc", "--clip-seconds", "2.0", "--out", str(out), "--quiet",
+                 "--trim-silence"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert (metrics["num_train"], metrics["num_test"]) == (160, 80)
+    assert metrics["trim_silence"] is True
+    assert main(["evaluate", str(out / "model.keras"), "--folds", "3", "--trim-silence",
+                 "--data", str(shared_data / "esc10" / "meta.csv")]) == 0
     assert main(["train", "--data", str(shared_data / "esc10" / "meta.csv"),
                  "--test-folds", "7", "--out", str(out)]) == 2

@@ -209,6 +209,26 @@ def test_clipset_subset_and_validation():
         datasets.ClipSet([np.zeros((3, 2))], [0], ["a"], 8000)
 
 
+def test_trim_silence_cuts_edges_and_keeps_silent_clips(caplog):
+    waves = [np.array([0, 0, 0.5, 0, -0.25, 0], "float32"),
+             np.zeros(4, "float32"),
+             np.array([0.01, 0.5, 0.01], "float32")]
+    clips = datasets.ClipSet(waves, [0, 1, 0], ["a", "b"], 8000, folds=[1, 2, 3],
+                             groups=["x", "y", "z"], meta={"index": [5, 6, 7]})
+    with caplog.at_level(logging.WARNING, logger="keras_speechmix.datasets"):
+        trimmed = clips.trim_silence()
+    assert trimmed.waveforms[0].tolist() == [0.5, 0.0, -0.25]  # inner zeros stay
+    assert trimmed.waveforms[1].tolist() == [0.0] * 4  # silent: kept, not dropped
+    assert trimmed.waveforms[2].tolist() == waves[2].tolist()
+    assert "1 of 3 clips are silent throughout" in caplog.text and "clip1" in caplog.text
+    assert trimmed.folds.tolist() == [1, 2, 3] and trimmed.groups == ["x", "y", "z"]
+    assert trimmed.meta["index"].tolist() == [5, 6, 7] and trimmed.labels.tolist() == [0, 1, 0]
+    assert clips.waveforms[0].size == 6  # the original set is unchanged
+    assert clips.trim_silence(threshold=0.1).waveforms[2].tolist() == [0.5]
+    with pytest.raises(ValueError, match="threshold must be a number >= 0"):
+        clips.trim_silence(threshold=-1)
+
+
 def test_to_dataset_centre_and_random_crops():
     clips = make_clipset()
     ds = clips.to_dataset(120)
