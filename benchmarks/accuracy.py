@@ -366,6 +366,8 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "gpu"))
     parser.add_argument("--only", nargs="+", default=None, metavar="SUITE",
                         help="run only the named suites of the mode (e.g. esc10)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="replace the mode's seeds (with --resume: add seeds to a run)")
     parser.add_argument("--verbose", type=int, default=0)
     args = parser.parse_args(argv)
     args.mode = args.mode or "quick"
@@ -377,6 +379,9 @@ def main(argv=None):
     have_esc = common.has_data(args.data_root, "esc10")
     have_fsdd = common.has_data(args.data_root, "fsdd")
     suites, seeds, budget, notes = suites_for(args.mode, have_esc, have_fsdd, args.envnet)
+    if args.seeds:
+        seeds = sorted(set(args.seeds))
+        suites = [{k: v for k, v in suite.items() if k != "seeds"} for suite in suites]
     if args.only:
         unknown = sorted(set(args.only) - {s["name"] for s in suites})
         if unknown:
