@@ -149,6 +149,16 @@ def suites_for(mode, have_esc, have_fsdd, envnet):
                      "runs), and SpeechMix also at 400 (the authors double the "
                      "epochs when mixing); fixed in advance, one seed.")
         return s, seeds, None, notes
+    if mode == "ablation":
+        seeds = [0]
+        if have_esc:
+            s.append(esc10_suite("esc10-ablation", 25,
+                                 ("none", "manifold", "speechmix") + ABL_LOGMEL))
+        notes.append("ablation: the medium ESC-10 setting (25 epochs, trimmed "
+                     "clips), one seed unless --seeds: Manifold Mixup and "
+                     "SpeechMix at each single point, the paper's layer "
+                     "ablation on real data.")
+        return s, seeds, None, notes
     if mode == "envnet-short":
         seeds = [0]
         if have_esc:
@@ -351,7 +361,8 @@ def plot(summary, suites, path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     mode = parser.add_mutually_exclusive_group()
-    for name in ("tiny", "quick", "medium", "long", "schedule", "envnet-short", "full"):
+    for name in ("tiny", "quick", "medium", "long", "schedule", "ablation",
+                 "envnet-short", "full"):
         mode.add_argument(f"--{name}", action="store_const", dest="mode", const=name)
     parser.add_argument("--envnet", action="store_true", help="add EnvNet-v2 suites")
     parser.add_argument("--out", default=None, help="JSON path (default results/accuracy[_mode].json)")
