@@ -66,6 +66,35 @@ def esc10_suite(name, epochs, methods, net="logmel", length=16000, **extra):
                 methods=methods, **extra)
 
 
+# Investigation modes on the ESC-10 test folds, one seed (--seeds for more):
+# mode -> ([(suite name, epochs, methods[, esc10_suite kwargs]), ...], note).
+ONE_SEED_ESC10 = {
+    "long": ([("esc10-long", 100, ("none", "input", "bc", "speechmix"))],
+             "long: the medium ESC-10 setting trained 4x longer (100 "
+             "epochs, fixed in advance), one seed: does mixing catch "
+             "up once training is not cut short? An investigation, "
+             "not a result (one seed)."),
+    "schedule": ([("esc10-200ep", 200, ("none", "bc", "speechmix")),
+                  ("esc10-400ep", 400, ("speechmix",))],
+                 "schedule: the medium ESC-10 setting (trimmed clips) at "
+                 "200 epochs, where plain training first fits its training "
+                 "clips (97 % in benchmarks/investigate.py's validation "
+                 "runs), and SpeechMix also at 400 (the authors double the "
+                 "epochs when mixing); fixed in advance, one seed."),
+    "ablation": ([("esc10-ablation", 25, ("none", "manifold", "speechmix") + ABL_LOGMEL)],
+                 "ablation: the medium ESC-10 setting (25 epochs, trimmed "
+                 "clips), one seed unless --seeds: Manifold Mixup and "
+                 "SpeechMix at each single point, the paper's layer "
+                 "ablation on real data."),
+    "envnet-short": ([("esc10-envnet-short", 15, ("none", "bc", "speechmix"),
+                       dict(net="envnet", length=24000))],
+                     "envnet-short: the paper's EnvNet-v2 on ESC-10 at 16 kHz, 1.5 s "
+                     "inputs, 15 epochs (the authors train 600-1,200 at 44.1 "
+                     "kHz), one seed: a CPU-sized check that the network "
+                     "trains with each method, not a result."),
+}
+
+
 def suites_for(mode, have_esc, have_fsdd, envnet):
     """Returns (list of suite dicts, seeds, budget_minutes, notes)."""
     notes = []
@@ -129,45 +158,13 @@ def suites_for(mode, have_esc, have_fsdd, envnet):
             s.append(esc10_suite("esc10-envnet", 15, ("none", "bc", "speechmix"),
                                  net="envnet", length=24000))
         return s, seeds, None, notes
-    if mode == "long":
+    if mode in ONE_SEED_ESC10:
         seeds = [0]
+        specs, note = ONE_SEED_ESC10[mode]
         if have_esc:
-            s.append(esc10_suite("esc10-long", 100, ("none", "input", "bc", "speechmix")))
-        notes.append("long: the medium ESC-10 setting trained 4x longer (100 "
-                     "epochs, fixed in advance), one seed: does mixing catch "
-                     "up once training is not cut short? An investigation, "
-                     "not a result (one seed).")
-        return s, seeds, None, notes
-    if mode == "schedule":
-        seeds = [0]
-        if have_esc:
-            s.append(esc10_suite("esc10-200ep", 200, ("none", "bc", "speechmix")))
-            s.append(esc10_suite("esc10-400ep", 400, ("speechmix",)))
-        notes.append("schedule: the medium ESC-10 setting (trimmed clips) at "
-                     "200 epochs, where plain training first fits its training "
-                     "clips (97 % in benchmarks/investigate.py's validation "
-                     "runs), and SpeechMix also at 400 (the authors double the "
-                     "epochs when mixing); fixed in advance, one seed.")
-        return s, seeds, None, notes
-    if mode == "ablation":
-        seeds = [0]
-        if have_esc:
-            s.append(esc10_suite("esc10-ablation", 25,
-                                 ("none", "manifold", "speechmix") + ABL_LOGMEL))
-        notes.append("ablation: the medium ESC-10 setting (25 epochs, trimmed "
-                     "clips), one seed unless --seeds: Manifold Mixup and "
-                     "SpeechMix at each single point, the paper's layer "
-                     "ablation on real data.")
-        return s, seeds, None, notes
-    if mode == "envnet-short":
-        seeds = [0]
-        if have_esc:
-            s.append(esc10_suite("esc10-envnet-short", 15, ("none", "bc", "speechmix"),
-                                 net="envnet", length=24000))
-        notes.append("envnet-short: the paper's EnvNet-v2 on ESC-10 at 16 kHz, 1.5 s "
-                     "inputs, 15 epochs (the authors train 600-1,200 at 44.1 "
-                     "kHz), one seed: a CPU-sized check that the network "
-                     "trains with each method, not a result.")
+            s.extend(esc10_suite(*spec[:3], **(spec[3] if len(spec) > 3 else {}))
+                     for spec in specs)
+        notes.append(note)
         return s, seeds, None, notes
     # full
     seeds = [0, 1, 2, 3, 4]
