@@ -261,14 +261,8 @@ def summarise(runs, suites, seeds):
         folds = sorted({r["fold"] for r in rows})
         per = {}
         for method in suite["methods"]:
-            seed_err = {}
-            for seed in suite.get("seeds", seeds):
-                cell = [r for r in rows if r["method"] == method and r["seed"] == seed]
-                if not cell or len(cell) < len(folds):
-                    continue  # incomplete seed (stopped by the time budget)
-                correct = sum(r["test_correct"] for r in cell)
-                total = sum(r["num_test"] for r in cell)
-                seed_err[seed] = 1.0 - correct / total
+            seed_err = common.pooled_errors([r for r in rows if r["method"] == method],
+                                            suite.get("seeds", seeds), len(folds))
             mean, se = common.mean_se(list(seed_err.values()))
             per[method] = {"error_per_seed": seed_err, "error_mean": mean,
                            "error_se": se, "accuracy_mean": None if mean is None else 1 - mean,

@@ -353,6 +353,21 @@ def train_run(train, test, method, *, net="logmel", epochs=30, seed=0,
 # Statistics
 
 
+def pooled_errors(runs, seeds, num_folds):
+    """Error per seed, pooled over the folds of `runs` (one method).
+
+    A seed with fewer than `num_folds` runs (stopped by a time budget) is
+    left out, so a partial seed never passes for a whole one.
+    """
+    errors = {}
+    for seed in seeds:
+        cell = [r for r in runs if r["seed"] == seed]
+        if cell and len(cell) >= num_folds:
+            errors[seed] = 1.0 - (sum(r["test_correct"] for r in cell)
+                                  / sum(r["num_test"] for r in cell))
+    return errors
+
+
 def mean_se(values):
     values = np.asarray([v for v in values if v is not None], float)
     if values.size == 0:

@@ -95,8 +95,6 @@ def main(argv=None):
             trim = spec.pop("trim", False)
             method = spec.pop("method")
             options = dict(base, **spec)
-            if args.tiny:
-                options["epochs"] = 1
             for fold in args.folds:
                 minutes = (time.perf_counter() - started) / 60
                 if args.max_minutes and minutes > args.max_minutes:
@@ -113,7 +111,7 @@ def main(argv=None):
                 common.write_json(args.out, dict(device=device, base=base,
                                                  variants=VARIANTS, runs=runs,
                                                  stopped_by_budget=stopped))
-    rows = summarise(runs)
+    rows = summarise(runs, len(args.folds))
     common.write_json(args.out, dict(device=device, base=base, variants=VARIANTS,
                                      runs=runs, summary=rows, stopped_by_budget=stopped,
                                      total_seconds=round(time.perf_counter() - started, 1)))
@@ -126,14 +124,12 @@ def main(argv=None):
           f"{device['device']}; JSON: {args.out}")
 
 
-def summarise(runs):
+def summarise(runs, num_folds):
     rows = []
     for variant in dict.fromkeys(r["variant"] for r in runs):
         mine = [r for r in runs if r["variant"] == variant]
-        errors = []
-        for seed in sorted({r["seed"] for r in mine}):
-            per = [r for r in mine if r["seed"] == seed]
-            errors.append(1 - sum(r["test_correct"] for r in per) / sum(r["num_test"] for r in per))
+        errors = list(common.pooled_errors(
+            mine, sorted({r["seed"] for r in mine}), num_folds).values())
         mean, se = common.mean_se(errors)
         rows.append(dict(variant=variant, error=mean, error_se=se, seeds=len(errors),
                          train_accuracy=float(np.mean([r["train_accuracy_inference"] for r in mine])),
