@@ -2,6 +2,8 @@
 
 import contextlib
 import contextvars
+import inspect
+import sys
 
 import keras
 from keras import ops
@@ -48,6 +50,42 @@ def plan_scope(plan):
         yield
     finally:
         _ACTIVE_PLAN.reset(token)
+
+
+def _split_inputs(inputs):
+    """Splits an `(x, plan)` input into `x` and the plan; `(inputs, None)` else."""
+    if (isinstance(inputs, (tuple, list)) and len(inputs) == 2
+            and isinstance(inputs[1], dict) and "point" in inputs[1]):
+        return inputs[0], inputs[1]
+    return inputs, None
+
+
+# Where Keras hands a model its inputs: `Layer.__call__`, and `stateless_call`,
+# through which the JAX trainer runs a model's `call` directly.
+_ENTRY_CODES = tuple(inspect.unwrap(getattr(keras.layers.Layer, name)).__code__
+                     for name in ("__call__", "stateless_call"))
+
+
+def _plan_dropped_by():
+    """The outermost Keras layer or model whose call got `(x, plan)`, or None.
+
+    Keras Sequential and functional models take only `x`: given a SpeechMix
+    batch they drop the plan (Sequential with a warning only), so their
+    `HiddenMixup` layers see none while the targets are mixed. The call that
+    dropped it is still on the stack; looking there is the one place that
+    can tell, since nothing of the plan reaches the layer. (A functional
+    model's own input check rejects `(x, plan)` before any layer runs,
+    except where the JAX trainer skips that check.)
+    """
+    owner = None
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code in _ENTRY_CODES:
+            args = frame.f_locals.get("args") or ()
+            if args and _split_inputs(args[0])[1] is not None:
+                owner = frame.f_locals.get("self")
+        frame = frame.f_back
+    return owner
 
 
 def _accelerator_present():
@@ -120,7 +158,9 @@ class HiddenMixup(keras.layers.Layer):
     It is only active in training and when a plan is given (by hand through
     `plan=`, or by the training view `keras_speechmix.SpeechMix`); otherwise
     it is the identity, so the trained model predicts and exports as a plain
-    Keras model.
+    Keras model. Training the plain model itself on `partner_batches` data
+    raises a `ValueError` that points to `SpeechMix(model)`: Keras would drop
+    the plan and fit mixed labels to unmixed activations.
 
     Note: on a CPU only the active point does any work (a `cond` on the plan),
     so inactive points cost nothing; on an accelerator every point computes
@@ -212,6 +252,18 @@ class HiddenMixup(keras.layers.Layer):
     def call(self, inputs, plan=None, training=None):
         if plan is None:
             plan = active_plan()
+        if training and plan is None:
+            owner = _plan_dropped_by()
+            if owner is not None:
+                raise ValueError(
+                    f"Model '{owner.name}' was given a SpeechMix batch `(x, "
+                    f"plan)` in training, but its HiddenMixup '{self.name}' got "
+                    "no plan: it would fit mixed labels with unmixed "
+                    "activations. Train the view, which hands the plan over: "
+                    "`view = keras_speechmix.SpeechMix(model)`, then "
+                    "`view.fit(batches)` (a subclassed model that takes "
+                    "`(x, plan)` must pass `plan=` to every HiddenMixup)."
+                )
         if training and plan is not None:
             _check_plan(plan, self.index, inputs)
             partner = ops.cast(plan["partner"], "int32")

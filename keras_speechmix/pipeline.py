@@ -116,9 +116,9 @@ def _split_element(spec):
     if isinstance(spec, tuple) and len(spec) in (2, 3):
         return lambda e: (e[0], e[1], e[2] if len(e) == 3 else None, None)
     raise ValueError(
-        "partner_batches expects an unbatched dataset of (x, y), "
-        "(x, y, sample_weight) or {'x', 'y', 'sample_weight', 'group'} "
-        f"elements; received element_spec={spec}."
+        "partner_batches expects a dataset of (x, y), (x, y, sample_weight) "
+        "or {'x', 'y', 'sample_weight', 'group'} elements; received "
+        f"element_spec={spec}."
     )
 
 
@@ -137,9 +137,53 @@ def _check_label_spec(y_spec, num_classes):
         "Labels must be sparse integers of shape (), one-hot/multi-hot of "
         f"shape ({num_classes},) or frame-level of shape (frames, "
         f"{num_classes}) per element; received label shape {shape} with "
-        f"num_classes={num_classes}. partner_batches batches the dataset "
-        "itself: pass it unbatched."
+        f"num_classes={num_classes}. A dataset batched with a known batch "
+        "size (drop_remainder=True) is not recognised as batched: pass "
+        "dataset.unbatch()."
     )
+
+
+def _is_batched(spec, y_spec, num_classes):
+    """Whether `.batch()` made the elements: see `partner_batches`' rule."""
+    components = tf.nest.flatten(spec)
+    if not all(isinstance(c, tf.TensorSpec) and c.shape.rank
+               and c.shape[0] is None for c in components):
+        return False
+    try:
+        _check_label_spec(tf.TensorSpec(y_spec.shape[1:], y_spec.dtype), num_classes)
+    except ValueError:
+        return False
+    return True
+
+
+def _from_arrays(arrays, seed):
+    """A dataset of the rows of `(x, y[, sample_weight])`, reshuffled each epoch."""
+    if any(isinstance(a, tf.data.Dataset) for a in arrays):
+        raise ValueError(
+            "`dataset` must be one tf.data.Dataset; received a "
+            f"{type(arrays).__name__} of {len(arrays)} items. (With "
+            "subset='both', audio_dataset_from_directory returns (train, "
+            "validation): pass the training dataset.)")
+    if not 2 <= len(arrays) <= 3 or any(not getattr(a, "shape", None)
+                                        for a in arrays):
+        raise ValueError(
+            "`dataset` given as arrays must be a tuple (x, y) or (x, y, "
+            "sample_weight) of NumPy arrays with one row per clip; received "
+            f"{len(arrays)} items of shapes "
+            f"{[tuple(getattr(a, 'shape', ())) for a in arrays]}.")
+    rows = {len(a) for a in arrays}
+    if len(rows) != 1:
+        raise ValueError(
+            "x, y and sample_weight must have one row per clip each; "
+            f"received shapes {[tuple(a.shape) for a in arrays]}.")
+    count = rows.pop()
+    tensors = tuple(tf.convert_to_tensor(a) for a in arrays)
+    # Reshuffled each epoch, as fit(x, y) shuffles arrays, so that batches
+    # (and so partners) change; shuffling row numbers keeps the rows out of
+    # a shuffle buffer.
+    order = tf.data.Dataset.range(count).shuffle(
+        count, seed=seed, reshuffle_each_iteration=True)
+    return order.map(lambda i: tuple(tf.gather(t, i) for t in tensors))
 
 
 def _beta(seed, shape, alpha):
@@ -201,6 +245,22 @@ def partner_batches(dataset, batch_size, *, num_classes, mix_points,
     layers inside `SpeechMix(model)` read the same plan, so activations and
     labels are always mixed alike.
 
+    The dataset may come batched, as `keras.utils.audio_dataset_from_directory`
+    and `.batch()` give it: it is then unbatched and batched again by
+    `batch_size`. The rule: a dataset is taken as batched when every
+    component has an unknown leading dimension (what `.batch()` leaves
+    without `drop_remainder`) and the labels have one dimension more than a
+    clip's: `(None,)` integers, `(None, num_classes)` or `(None, frames,
+    num_classes)`. So a batch of sparse labels, `(None,)`, is told apart from
+    one clip's one-hot labels, `(num_classes,)`, by its unknown length. Two
+    cases that the specs cannot settle: a dataset batched with
+    `drop_remainder=True` has a known batch size and is not recognised (pass
+    `dataset.unbatch()`), and unbatched frame-level data whose every
+    component has an unknown frame count is taken as batched (give it a
+    known frame count, e.g. with `tf.ensure_shape`). A rebatched dataset's
+    length is unknown until its first pass, so Keras says once, after the
+    first epoch, that the input "ran out of data"; training goes on.
+
     Note: the default `alpha=1.0` (r uniform on [0, 1]) is what the SpeechMix
     authors' code draws (`r ~ U(0, 1)` per sample, as in BC learning); Manifold
     Mixup used alpha=2.0 for hidden mixing and input mixup often 0.2-1.0.
@@ -209,10 +269,14 @@ def partner_batches(dataset, batch_size, *, num_classes, mix_points,
     draws new ones.
 
     Args:
-        dataset: unbatched `tf.data.Dataset` of `(x, y)`, `(x, y,
-            sample_weight)`, or dicts with keys `x`, `y` and optionally
-            `sample_weight` and `group` (an integer; clips sharing a group,
-            such as one speaker or crops of one recording, are never paired).
+        dataset: a `tf.data.Dataset`, unbatched or batched (see above), of
+            `(x, y)`, `(x, y, sample_weight)`, or dicts with keys `x`, `y`
+            and optionally `sample_weight` and `group` (an integer; clips
+            sharing a group, such as one speaker or crops of one recording,
+            are never paired). Or NumPy arrays `(x, y)` or `(x, y,
+            sample_weight)`, one row per clip, as `fit(x, y)` takes them;
+            their rows are reshuffled each epoch (seeded by `seed`), as `fit`
+            shuffles arrays.
         batch_size: clips per batch (global batch under `tf.distribute`).
         num_classes: number of classes (>= 2).
         mix_points: number of mixing points of the model
@@ -265,17 +329,38 @@ def partner_batches(dataset, batch_size, *, num_classes, mix_points,
     >>> (x, plan), y = next(iter(batches))
     >>> sorted(plan), tuple(y.shape)
     (['partner', 'point', 'ratio'], (4, 4))
+
+    Batched datasets (such as `keras.utils.audio_dataset_from_directory`
+    gives) and arrays work as they are:
+
+    >>> waves, labels = np.random.rand(8, 16).astype("float32"), np.arange(8) % 4
+    >>> batched = tf.data.Dataset.from_tensor_slices((waves, labels)).batch(3)
+    >>> (x, plan), y = next(iter(partner_batches(batched, 4, num_classes=4,
+    ...                                          mix_points=2, seed=0)))
+    >>> tuple(x.shape), tuple(y.shape)
+    ((4, 16), (4, 4))
+    >>> (x, plan), y = next(iter(partner_batches((waves, labels), 4,
+    ...                                          num_classes=4, mix_points=2)))
+    >>> tuple(x.shape)
+    (4, 16)
     """
-    if not isinstance(dataset, tf.data.Dataset):
+    if seed is None:
+        seed = random.randint(0, 2**31 - 1)
+    if isinstance(dataset, (tuple, list)):
+        dataset = _from_arrays(dataset, seed)
+    elif not isinstance(dataset, tf.data.Dataset):
         raise ValueError(
-            "`dataset` must be a tf.data.Dataset; received "
-            f"{type(dataset).__name__}.")
+            "`dataset` must be a tf.data.Dataset or a tuple of NumPy arrays "
+            f"(x, y) or (x, y, sample_weight); received {type(dataset).__name__}.")
     if num_replicas is None:
         num_replicas = tf.distribute.get_strategy().num_replicas_in_sync
     _check_args(batch_size, num_classes, mix_points, alpha, ratio, partners,
                 label_smoothing, label_mode, prob, num_replicas, drop_remainder)
     split = _split_element(dataset.element_spec)
     x_spec, y_spec, w_spec, _ = split(dataset.element_spec)
+    if _is_batched(dataset.element_spec, y_spec, num_classes):
+        dataset = dataset.unbatch()
+        x_spec, y_spec, w_spec, _ = split(dataset.element_spec)
     label_kind = _check_label_spec(y_spec, num_classes)
     if ratio == "bc" and getattr(x_spec, "shape", None) is not None and (
             x_spec.shape.rank not in (1, 2)):
@@ -285,8 +370,6 @@ def partner_batches(dataset, batch_size, *, num_classes, mix_points,
     if background is not None:
         _check_background(background, x_spec)
     shard = batch_size // num_replicas
-    if seed is None:
-        seed = random.randint(0, 2**31 - 1)
 
     def add_plan(element, batch_seed, extra=None):
         x, y, weight, group = split(element)

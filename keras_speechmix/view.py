@@ -1,9 +1,12 @@
 """`SpeechMix(model)`: the training view that feeds each batch's plan."""
 
+import inspect
+import warnings
+
 import keras
 from keras import ops
 
-from keras_speechmix.layer import HiddenMixup, plan_scope
+from keras_speechmix.layer import HiddenMixup, _split_inputs, plan_scope
 
 __all__ = ["SpeechMix", "mix_layers"]
 
@@ -44,11 +47,70 @@ def _number(layers):
         )
 
 
-def _split_inputs(inputs):
-    if (isinstance(inputs, (tuple, list)) and len(inputs) == 2
-            and isinstance(inputs[1], dict) and "point" in inputs[1]):
-        return inputs[0], inputs[1]
-    return inputs, None
+def _one_hot_targets(y, y_pred):
+    """One-hots integer class ids so that they match the output's shape.
+
+    Training targets from `partner_batches` are already one-hot; validation
+    data may carry class ids, as the plain model with a sparse loss takes
+    them: integers with one dimension fewer than the output, or with a last
+    dimension of 1 where the output has several classes. Any other target,
+    or a model with several outputs, passes unchanged.
+    """
+    if not (hasattr(y, "shape") and hasattr(y_pred, "shape")):
+        return y
+    try:
+        rank, out_rank = len(y.shape), len(y_pred.shape)
+    except ValueError:  # unknown rank: leave it to the loss, as Keras does
+        return y
+    classes = y_pred.shape[-1]
+    dtype = keras.backend.standardize_dtype(y.dtype)
+    if classes is None or classes < 2 or not dtype.startswith(("int", "uint")):
+        return y
+    if rank == out_rank and y.shape[-1] == 1:
+        y, rank = ops.squeeze(y, axis=-1), rank - 1
+    if rank != out_rank - 1:
+        return y
+    return ops.one_hot(ops.cast(y, "int32"), classes, dtype="float32")
+
+
+# Sparse losses and metrics, and the categorical ones that take the same
+# arguments and give the same values on one-hot targets.
+_SPARSE_TO_CATEGORICAL = {
+    keras.losses.SparseCategoricalCrossentropy: keras.losses.CategoricalCrossentropy,
+    keras.metrics.SparseCategoricalCrossentropy: keras.metrics.CategoricalCrossentropy,
+    keras.metrics.SparseCategoricalAccuracy: keras.metrics.CategoricalAccuracy,
+    keras.metrics.SparseTopKCategoricalAccuracy: keras.metrics.TopKCategoricalAccuracy,
+}
+_SPARSE_LOSS_NAMES = ("sparse_categorical_crossentropy", "SparseCategoricalCrossentropy")
+
+
+def _categorical(entry, kind):
+    """The categorical counterpart of a sparse loss or metric, or `None`."""
+    if kind == "loss" and (entry in _SPARSE_LOSS_NAMES
+                           or entry is keras.losses.sparse_categorical_crossentropy):
+        entry = keras.losses.SparseCategoricalCrossentropy()
+    elif kind != "loss" and isinstance(entry, str):
+        try:
+            entry = keras.metrics.get(entry)
+        except ValueError:
+            return None  # "accuracy", "crossentropy": Keras picks by shape
+    target = _SPARSE_TO_CATEGORICAL.get(type(entry))
+    if target is None:
+        return None
+    config = entry.get_config()
+    ignore_class = config.pop("ignore_class", None)
+    if ignore_class is not None:
+        raise ValueError(
+            "The SpeechMix view trains on mixed one-hot targets, so it needs "
+            f"'categorical_crossentropy', but {type(entry).__name__}("
+            f"ignore_class={ignore_class!r}) has no categorical counterpart: "
+            "compile the view with 'categorical_crossentropy' and give the "
+            "samples to ignore sample_weight 0 instead.")
+    if kind == "loss":
+        config.pop("name")  # the loss logs as "loss" whatever its name
+    # Metrics keep their name, so logs and callbacks that monitor them
+    # (val_sparse_categorical_accuracy, ...) read the same keys.
+    return target(**config)
 
 
 @keras.saving.register_keras_serializable(package="keras_speechmix")
@@ -60,7 +122,20 @@ class SpeechMix(keras.Model):
     visible to the model's `HiddenMixup` layers (numbered 0, 1, ... in
     network order). Predict, evaluate, save and export with the original
     `model`, where every `HiddenMixup` is the identity. Inputs without a plan
-    (validation data) pass unmixed.
+    (validation data) pass unmixed; validation targets may be one-hot or
+    integer class ids of shape `(B,)` or `(B, 1)` (as the plain model takes
+    them with a sparse loss): the view one-hots class ids to its output's
+    number of classes for the loss and the metrics.
+
+    The view's training targets are mixed one-hot, which a sparse loss cannot
+    take, so `compile` replaces `"sparse_categorical_crossentropy"` (name,
+    function or `SparseCategoricalCrossentropy` instance) by the
+    `CategoricalCrossentropy` with the same `from_logits` and reduction, and
+    the sparse categorical metrics by their categorical counterparts, with
+    one warning. This is exact, not an approximation: on one-hot targets the
+    categorical loss equals the sparse loss on the class ids, and on mixed
+    targets it is the mixed loss `r * CE(y1) + (1 - r) * CE(y2)` that mixup
+    trains. Only `ignore_class` has no counterpart: it fails at `compile`.
 
     Note: a subclassed model can skip the view and pass the plan itself:
     give each `HiddenMixup(index=k)` and call `mix(h, plan=plan,
@@ -135,6 +210,68 @@ class SpeechMix(keras.Model):
         if plan is not None and training:
             self._record(plan)
         return outputs
+
+    def compile(self, *args, **kwargs):
+        """Configures the view for training, as `keras.Model.compile` does.
+
+        Sparse categorical losses and metrics are replaced by their
+        categorical counterparts (see the class docstring), with a warning.
+
+        Example:
+
+        >>> import keras, warnings
+        >>> from keras_speechmix import HiddenMixup
+        >>> view = SpeechMix(keras.Sequential([keras.Input((4,)), HiddenMixup(),
+        ...                                    keras.layers.Dense(3)]))
+        >>> with warnings.catch_warnings(record=True):
+        ...     view.compile("adam", keras.losses.SparseCategoricalCrossentropy(
+        ...         from_logits=True), metrics=["accuracy"])
+        >>> type(view.loss).__name__, view.loss.from_logits
+        ('CategoricalCrossentropy', True)
+        """
+        bound = inspect.signature(super().compile).bind(*args, **kwargs)
+        replaced = []
+
+        def swap(kind):
+            def one(entry):
+                categorical = _categorical(entry, kind)
+                if categorical is None:
+                    return entry
+                given = entry if isinstance(entry, str) else getattr(
+                    entry, "name", getattr(entry, "__name__", entry))
+                replaced.append(f"{given} -> {type(categorical).__name__}")
+                return categorical
+            return one
+
+        for name in ("loss", "metrics", "weighted_metrics"):
+            if bound.arguments.get(name) is not None:
+                kind = "loss" if name == "loss" else "metric"
+                bound.arguments[name] = keras.tree.map_structure(
+                    swap(kind), bound.arguments[name])
+        if replaced:
+            warnings.warn(
+                "The SpeechMix view trains on mixed one-hot targets, which "
+                "sparse losses and metrics cannot take; using the categorical "
+                f"ones instead ({', '.join(replaced)}; same from_logits and "
+                "reduction). Validation labels may stay sparse.",
+                stacklevel=2)
+        super().compile(*bound.args, **bound.kwargs)
+
+    def compile_from_config(self, config):
+        # Keras skips this for any model that overrides compile(); this
+        # compile takes the same arguments, so a loaded view comes compiled.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.optimizer is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
+                     training=True):
+        return super().compute_loss(x, _one_hot_targets(y, y_pred), y_pred,
+                                    sample_weight, training=training)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        return super().compute_metrics(x, _one_hot_targets(y, y_pred), y_pred,
+                                       sample_weight)
 
     def _record(self, plan):
         point = ops.cast(plan["point"][0], "float32")

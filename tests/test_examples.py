@@ -63,3 +63,9 @@ def test_fsdd_speaker_holdout(shared_data):
         shared_data / "fsdd", epochs=1, speakers=["theo"], per_class_per_speaker=2)
     assert set(table) == {"none", "speechmix"}
     assert all(len(v) == 1 and 0.0 <= v[0] <= 1.0 for v in table.values())
+
+
+def test_tutorial_audio():
+    accuracy = load("tutorial_audio").main(epochs=2)
+    assert set(accuracy) == {"plain", "speechmix"}
+    assert all(0.0 <= value <= 1.0 for value in accuracy.values())

@@ -222,9 +222,82 @@ def test_bad_arguments(kwargs, match):
         partner_batches(dataset(), args.pop("batch_size"), **args)
 
 
+def first_columns(batches):
+    """x[:, 0] of every clip in one pass over `batches`, in order."""
+    return np.concatenate([element[0][0].numpy()[:, 0] for element in batches])
+
+
+@pytest.mark.parametrize("one_hot", [False, True])
+def test_batched_dataset_is_rebatched(one_hot):
+    # Sparse batches (None,) and one-hot batches (None, C): neither is a
+    # clip's label (C,), so both are taken as batched.
+    ds = dataset(n=30, one_hot=one_hot)
+    batched = ds.batch(7)
+    assert batched.element_spec[1].shape[0] is None
+    a = list(partner_batches(batched, 8, num_classes=4, mix_points=2, seed=3))
+    b = list(partner_batches(ds, 8, num_classes=4, mix_points=2, seed=3))
+    assert len(a) == 3
+    for (xa, plan_a), ya in a:
+        assert xa.shape == (8, 6) and ya.shape == (8, 4)
+    # The same clips in the same order, so the same plans and targets.
+    for ((xa, pa), ya), ((xb, pb), yb) in zip(a, b):
+        np.testing.assert_array_equal(xa.numpy(), xb.numpy())
+        np.testing.assert_array_equal(ya.numpy(), yb.numpy())
+
+
+def test_batched_dict_and_weighted_datasets():
+    groups = np.repeat(np.arange(8), 4)
+    batched = dataset(groups=groups).batch(5)
+    (_, plan), y = next(iter(partner_batches(batched, 8, num_classes=4, mix_points=1,
+                                             seed=0)))
+    assert y.shape == (8, 4)
+    (_, plan), y, w = next(iter(partner_batches(dataset(weights=True).batch(5), 8,
+                                                num_classes=4, mix_points=1, seed=0)))
+    assert w.shape == (8,)
+
+
+def test_unbatched_one_hot_labels_are_not_taken_as_batched():
+    # x of unknown length does not make a dataset batched: one-hot labels
+    # (C,) have a known length, and a sparse label () no leading dimension.
+    waves = [np.zeros(n, "float32") for n in (5, 5, 5, 5)]
+    for labels in (np.eye(4, dtype="float32"), np.arange(4)):
+        ds = tf.data.Dataset.from_generator(
+            lambda labels=labels: zip(waves, labels),
+            output_signature=(tf.TensorSpec((None,), tf.float32),
+                              tf.TensorSpec(labels.shape[1:], labels.dtype)))
+        (x, _), y = next(iter(partner_batches(ds, 4, num_classes=4, mix_points=1,
+                                              seed=0)))
+        assert x.shape == (4, 5) and y.shape == (4, 4)
+
+
+def test_numpy_arrays():
+    x = np.random.RandomState(0).rand(20, 6).astype("float32")
+    labels = np.arange(20) % 4
+    batches = partner_batches((x, labels), 4, num_classes=4, mix_points=2, seed=1)
+    first, second = first_columns(batches), first_columns(batches)
+    # Every clip once per epoch, in a new order each epoch, as fit(x, y)
+    # shuffles arrays; the same seed repeats the orders.
+    np.testing.assert_array_equal(np.sort(first), np.sort(x[:, 0]))
+    np.testing.assert_array_equal(np.sort(second), np.sort(x[:, 0]))
+    assert not np.array_equal(first, second)
+    np.testing.assert_array_equal(first, first_columns(partner_batches(
+        (x, labels), 4, num_classes=4, mix_points=2, seed=1)))
+    (_, plan), y, w = next(iter(partner_batches(
+        (x, labels, np.ones(20, "float32")), 4, num_classes=4, mix_points=2, seed=0)))
+    assert y.shape == (4, 4) and w.shape == (4,)
+
+
 def test_bad_elements_and_labels():
-    with pytest.raises(ValueError, match="unbatched"):
-        partner_batches(dataset().batch(4), 8, num_classes=4, mix_points=1)
+    with pytest.raises(ValueError, match="drop_remainder=True"):
+        partner_batches(dataset().batch(3, drop_remainder=True), 8, num_classes=4,
+                        mix_points=1)
+    with pytest.raises(ValueError, match=r"received shapes \[\(4, 2\), \(3,\)\]"):
+        partner_batches((np.zeros((4, 2)), np.zeros(3, "int32")), 2, num_classes=2,
+                        mix_points=1)
+    with pytest.raises(ValueError, match="tuple"):
+        partner_batches((np.zeros((4, 2)),), 2, num_classes=2, mix_points=1)
+    with pytest.raises(ValueError, match="training dataset"):
+        partner_batches([dataset(), dataset()], 2, num_classes=4, mix_points=1)
     with pytest.raises(ValueError, match=r"received label shape \(4,\)"):
         partner_batches(dataset(one_hot=True), 8, num_classes=6, mix_points=1)
     with pytest.raises(ValueError, match="element_spec"):

@@ -117,3 +117,134 @@ def test_errors():
     broken = keras.Sequential([keras.Input((3,)), HiddenMixup(index=0), HiddenMixup(index=0)])
     with pytest.raises(ValueError, match="indices"):
         SpeechMix(broken)
+
+
+def fit_data(n=32, classes=3):
+    x = np.random.RandomState(0).rand(n, 6).astype("float32")
+    labels = np.arange(n) % classes
+    train = partner_batches(tf.data.Dataset.from_tensor_slices((x, labels)), 8,
+                            num_classes=classes, mix_points=2, seed=0)
+    return x, labels, train
+
+
+def test_sparse_validation_labels_give_right_metrics():
+    x, labels, train = fit_data()
+    model = small_model()
+    view = SpeechMix(model)
+    view.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    # Sparse labels (B,), as the plain model takes them with a sparse loss.
+    val = tf.data.Dataset.from_tensor_slices((x, labels)).batch(8)
+    history = view.fit(train, validation_data=val, epochs=2, verbose=0).history
+    probabilities = model.predict(x, verbose=0)
+    accuracy = np.mean(probabilities.argmax(axis=1) == labels)
+    cross_entropy = -np.mean(np.log(probabilities[np.arange(len(labels)), labels]))
+    np.testing.assert_allclose(history["val_accuracy"][-1], accuracy, rtol=1e-6)
+    np.testing.assert_allclose(history["val_loss"][-1], cross_entropy, rtol=1e-5)
+    for targets in (labels, labels[:, None], np.eye(3, dtype="float32")[labels]):
+        # A fresh view per form: one compiled step traced for labels of two
+        # ranks sees labels of unknown rank, which Keras' losses cannot take.
+        view = SpeechMix(model)
+        view.compile(loss="categorical_crossentropy", metrics=["accuracy"])
+        result = view.evaluate(x, targets, verbose=0, return_dict=True)
+        np.testing.assert_allclose(result["accuracy"], accuracy, rtol=1e-6)
+        np.testing.assert_allclose(result["loss"], cross_entropy, rtol=1e-5)
+
+
+def test_evaluate_on_sparse_labels_before_fit():
+    # Metrics built on sparse labels first must still take the mixed targets.
+    x, labels, train = fit_data()
+    view = SpeechMix(small_model())
+    view.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    view.evaluate(x, labels, verbose=0)
+    history = view.fit(train, epochs=1, verbose=0).history
+    assert 0.0 <= history["accuracy"][0] <= 1.0
+
+
+@pytest.mark.parametrize("loss, from_logits, reduction", [
+    ("sparse_categorical_crossentropy", False, "sum_over_batch_size"),
+    (keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum"),
+     True, "sum"),
+])
+def test_sparse_loss_becomes_the_categorical_loss(loss, from_logits, reduction):
+    x, labels, train = fit_data()
+    model = keras.Sequential([
+        keras.Input((6,)), HiddenMixup(), keras.layers.Dense(8, activation="relu"),
+        HiddenMixup(), keras.layers.Dense(3, activation=None if from_logits else "softmax")])
+    view = SpeechMix(model)
+    with pytest.warns(UserWarning, match="CategoricalCrossentropy.*same from_logits"):
+        view.compile(optimizer="adam", loss=loss,
+                     metrics=["sparse_categorical_accuracy"])
+    assert isinstance(view.loss, keras.losses.CategoricalCrossentropy)
+    assert view.loss.get_config()["from_logits"] is from_logits
+    assert view.loss.reduction == reduction
+    history = view.fit(train, validation_data=(x, labels), epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"]).all()
+    # The same values as the plain model with the sparse loss.
+    model.compile(loss=loss, metrics=["sparse_categorical_accuracy"])
+    plain = model.evaluate(x, labels, verbose=0, return_dict=True)
+    mixed = view.evaluate(x, labels, verbose=0, return_dict=True)
+    np.testing.assert_allclose(mixed["loss"], plain["loss"], rtol=1e-5)
+    np.testing.assert_allclose(mixed["sparse_categorical_accuracy"],
+                               plain["sparse_categorical_accuracy"], rtol=1e-6)
+
+
+def test_sparse_loss_with_ignore_class_fails_at_compile():
+    view = SpeechMix(small_model())
+    with pytest.raises(ValueError, match="'categorical_crossentropy'.*ignore_class"):
+        view.compile(loss=keras.losses.SparseCategoricalCrossentropy(ignore_class=0))
+
+
+def test_plain_model_on_partner_batches_raises():
+    x, labels, train = fit_data()
+    inputs = keras.Input((6,))
+    hidden = keras.layers.Dense(8, activation="relu")(HiddenMixup()(inputs))
+    functional = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(
+        HiddenMixup()(hidden)))
+    sequential = small_model(name="tutorial_cnn")
+    for model in (sequential, functional):
+        SpeechMix(model)
+        model.compile(optimizer="adam", loss="categorical_crossentropy")
+        # On normal data every HiddenMixup is the identity: plain training works.
+        model.fit(x, np.eye(3, dtype="float32")[labels], epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"'tutorial_cnn'.*SpeechMix\(model\)"):
+        sequential.fit(train, epochs=1, verbose=0)
+    # Keras rejects (x, plan) for a functional model itself, before any layer
+    # runs: its input check counts 4 tensors for 1 input.
+    with pytest.raises(ValueError, match="input"):
+        functional.fit(train, epochs=1, verbose=0)
+
+
+def test_subclassed_model_that_drops_the_plan_raises():
+    class Forgetful(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.mix0 = HiddenMixup(index=0)
+            self.mix1 = HiddenMixup(index=1)
+            self.head = keras.layers.Dense(3, activation="softmax")
+
+        def call(self, inputs, training=None):
+            x, plan = inputs
+            h = self.mix0(x, plan=plan, training=training)
+            return self.head(self.mix1(h, training=training))  # no plan
+
+    _, _, train = fit_data()
+    model = Forgetful()
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    with pytest.raises(ValueError, match="must pass `plan=`"):
+        model.fit(train, epochs=1, verbose=0)
+
+
+def test_saved_view_comes_back_compiled(tmp_path):
+    x, labels, train = fit_data()
+    view = SpeechMix(small_model())
+    with pytest.warns(UserWarning, match="CategoricalCrossentropy"):
+        view.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                     metrics=["accuracy"])
+    view.fit(train, epochs=1, verbose=0)
+    view.save(tmp_path / "view.keras")
+    loaded = keras.models.load_model(tmp_path / "view.keras")
+    assert isinstance(loaded, SpeechMix) and loaded.compiled
+    assert isinstance(loaded.loss, keras.losses.CategoricalCrossentropy)
+    np.testing.assert_allclose(
+        loaded.evaluate(x, labels, verbose=0), view.evaluate(x, labels, verbose=0),
+        rtol=1e-6)
