@@ -13,9 +13,27 @@ Example:
 """
 
 import importlib
+import os
+import sys
 
-from keras_speechmix.layer import HiddenMixup, active_plan, plan_scope
-from keras_speechmix.view import SpeechMix, mix_layers
+
+def _run_as_command():
+    """Whether this process is the `speechmix` command (script or -m)."""
+    script = os.path.basename(sys.argv[0]) if sys.argv else ""
+    argv = getattr(sys, "orig_argv", [])
+    return script == "speechmix" or any(
+        flag == "-m" and module == "keras_speechmix"
+        for flag, module in zip(argv, argv[1:]))
+
+
+# The command must show only its own output, but TensorFlow prints its C++
+# start-up lines (oneDNN notice, CUDA plugin registration errors) while
+# loading, and the package loads it right below: quieten them first.
+if _run_as_command():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from keras_speechmix.layer import HiddenMixup, active_plan, plan_scope  # noqa: E402
+from keras_speechmix.view import SpeechMix, mix_layers  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -8,8 +8,10 @@ Example:
 """
 
 import argparse
+import csv
 import dataclasses
 import json
+import logging
 import os
 import sys
 import time
@@ -26,21 +28,38 @@ def _folds(text):
             f"folds must be comma-separated integers such as 1,2,3; received {text!r}")
 
 
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction in [0, 1); received {text!r}")
+    return value
+
+
 def _parser():
+    from keras_speechmix.experiment import MIXES, NETWORKS, RECIPE
+
     parser = argparse.ArgumentParser(
         prog="speechmix",
         description="Train and compare sound classifiers with SpeechMix.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser(
-        "demo", help="train no mixing, input mixup and SpeechMix on the "
-        "built-in synthesised spoken digits and compare them")
+        "demo", help="train with and without SpeechMix on the built-in "
+        "synthesised spoken digits, several seeds, and compare")
     demo.add_argument("--out", default="speechmix-out", help="output folder")
-    demo.add_argument("--epochs", type=int, default=40)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--speakers", type=int, default=12,
+    demo.add_argument("--epochs", type=int, default=None,
+                      help=f"default: {DEMO['epochs']} (plain) / {DEMO['mix_epochs']} (mixing)")
+    demo.add_argument("--seeds", type=int, default=DEMO["seeds"],
+                      help="training seeds per method (the spread is over them)")
+    demo.add_argument("--mixes", default=",".join(DEMO["mixes"]),
+                      help=f"comma-separated methods from {MIXES}")
+    demo.add_argument("--speakers", type=int, default=DEMO["speakers"],
                       help="synthetic speakers (a quarter are held out for testing)")
-    demo.add_argument("--takes", type=int, default=5, help="takes per digit and speaker")
+    demo.add_argument("--takes", type=int, default=DEMO["takes"],
+                      help="takes per digit and speaker")
     demo.add_argument("--data", default=None,
                       help="use this dataset SPEC instead of the synthesised digits")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -49,17 +68,27 @@ def _parser():
     train.add_argument("--data", required=True,
                        help="a folder (one subfolder per class), a CSV "
                        "(path,label[,fold]) or fsdd:DIR")
-    train.add_argument("--mix", default="speechmix",
-                       choices=("none", "input", "bc", "speechmix"))
-    train.add_argument("--epochs", type=int, default=30)
+    train.add_argument("--mix", default="speechmix", choices=MIXES)
+    train.add_argument("--model", default=RECIPE["model"], choices=tuple(NETWORKS),
+                       help="reference network (default: %(default)s)")
+    train.add_argument("--epochs", type=int, default=None,
+                       help=f"default: {RECIPE['epochs']} without mixing, "
+                            f"{RECIPE['mix_epochs']} with (the authors double them)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", required=True, help="output folder")
     train.add_argument("--train-folds", type=_folds, default=None)
     train.add_argument("--test-folds", type=_folds, default=None)
-    train.add_argument("--sample-rate", type=int, default=16000)
+    train.add_argument("--validation", type=_fraction, default=0.1,
+                       help="share of the training clips held out for the curves "
+                            "(0: none; default %(default)s)")
+    train.add_argument("--sample-rate", type=int, default=None,
+                       help="default: the network's (16000 for the log-mel CNNs)")
     train.add_argument("--clip-seconds", type=float, default=None,
-                       help="input length (default: longest clip, at most 5 s)")
-    train.add_argument("--batch-size", type=int, default=32)
+                       help="input length (default: the network's crop, at most the "
+                            "longest clip)")
+    train.add_argument("--batch-size", type=int, default=None)
+    train.add_argument("--mix-off", type=_fraction, default=None,
+                       help="share of the last epochs trained without mixing")
     train.add_argument("--trim-silence", action="store_true",
                        help="cut leading/trailing digital silence from every clip "
                             "(as BC learning / SpeechMix prepare ESC-10/50)")
@@ -90,7 +119,12 @@ def _split(clips, spec, train_folds, test_folds, seed):
     return datasets.stratified_split(clips, 0.2, seed=seed), "stratified 80/20 split"
 
 
-def _held_out_speakers(clips, seed):
+# The main job's built-in task and its defaults (see `run_demo`).
+DEMO = dict(speakers=12, takes=5, epochs=None, mix_epochs=None, seeds=3,
+            mixes=("none", "speechmix"))
+
+
+def _held_out_speakers(clips, seed=0):
     import numpy as np
 
     from keras_speechmix import datasets
@@ -101,12 +135,210 @@ def _held_out_speakers(clips, seed):
     return datasets.split_by_group(clips, test), test
 
 
-def _table(results):
-    lines = [f"{'method':<10} {'accuracy':>9} {'error':>7} {'epochs':>6} {'time s':>7}"]
-    for r in results:
-        lines.append(f"{r['mix']:<10} {100 * r['test_accuracy']:>8.1f}% "
-                     f"{100 * r['test_error']:>6.1f}% {r['epochs']:>6} {r['seconds']:>7.1f}")
-    return "\n".join(lines)
+class _QuietSkipWarning(logging.Filter):
+    # The command lists every skipped file itself (`_report_load`).
+    def filter(self, record):
+        return "skipped %d of %d" not in str(record.msg)
+
+
+def _load(spec, sample_rate, trim_silence=False, out=None):
+    """Loads a dataset SPEC; prints its summary and every skipped file."""
+    from keras_speechmix import datasets
+
+    clips = datasets.load(spec, sample_rate=sample_rate)
+    if trim_silence:
+        clips = clips.trim_silence()
+    print(clips.summary())
+    _report_load(clips.report, out)
+    return clips
+
+
+def _report_load(report, out, shown=20):
+    if not report.skipped:
+        return
+    print(f"Skipped {len(report.skipped)} of {report.found} files:")
+    for path, reason in report.skipped[:shown]:
+        print(f"  {path}: {reason}")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "skipped.csv", "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["path", "reason"])
+            writer.writerows(report.skipped)
+    if len(report.skipped) > shown:
+        print(f"  ... and {len(report.skipped) - shown} more"
+              + (f"; all are listed in {out / 'skipped.csv'}" if out is not None else ""))
+    elif out is not None:
+        print(f"  (also listed in {out / 'skipped.csv'})")
+
+
+def _fit_verdict(accuracy):
+    if accuracy >= 0.99:
+        return "the network fits its training data"
+    return ("the network does not fit its training data yet: mixing, a "
+            "regulariser, helps little until it does (train longer or pick a "
+            "larger --model)")
+
+
+def _mean_se(values):
+    import numpy as np
+
+    values = np.asarray(values, float)
+    se = values.std(ddof=1) / np.sqrt(values.size) if values.size > 1 else float("nan")
+    return float(values.mean()), float(se)
+
+
+def _comparison(results, mixes):
+    """Per method: test errors per seed, mean ± s.e., and verdicts vs none."""
+    import numpy as np
+
+    table = {}
+    for mix in mixes:
+        runs = [r for r in results if r["mix"] == mix]
+        mean, se = _mean_se([r["test_error"] for r in runs])
+        table[mix] = dict(errors=[r["test_error"] for r in runs], mean=mean, se=se,
+                          train_accuracy=float(np.mean([r["train_accuracy"] for r in runs])))
+    lines = [f"{'method':<10} {'test error %':>15}   {'per seed':<20} {'train acc':>9}"]
+    for mix, row in table.items():
+        spread = "" if np.isnan(row["se"]) else f" ± {100 * row['se']:.1f}"
+        seeds = " ".join(f"{100 * e:.1f}" for e in row["errors"])
+        lines.append(f"{mix:<10} {100 * row['mean']:>8.1f}{spread:<7}   {seeds:<20} "
+                     f"{100 * row['train_accuracy']:>8.0f}%")
+    verdicts = []
+    base = table.get("none")
+    for mix, row in table.items():
+        if mix == "none" or base is None:
+            continue
+        gap = base["mean"] - row["mean"]
+        noise = float(np.hypot(base["se"], row["se"]))
+        if np.isnan(noise):
+            verdict = "one seed only, so no spread to judge the difference by"
+        elif abs(gap) <= noise:
+            verdict = "within the seeds' spread: no difference"
+        else:
+            verdict = "beyond the seeds' spread"
+        relative = f" ({100 * gap / base['mean']:+.0f} % relative)" if base["mean"] else ""
+        verdicts.append(
+            f"{mix}: {100 * abs(gap):.1f} points {'below' if gap > 0 else 'above'} "
+            f"no mixing{relative}; combined s.e. {100 * noise:.1f}: {verdict}.")
+        row.update(gap=gap, combined_se=noise, verdict=verdict)
+    return table, "\n".join(lines), verdicts
+
+
+def run_demo(args):
+    """`speechmix demo`: SpeechMix against no mixing, several seeds."""
+    from keras_speechmix import datasets, experiment, plots, synth
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    mixes = [m.strip() for m in args.mixes.split(",") if m.strip()]
+    unknown = sorted(set(mixes) - set(experiment.MIXES))
+    if unknown or not mixes:
+        raise ValueError(f"--mixes: unknown method(s) {unknown}; choose from "
+                         f"{experiment.MIXES}")
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1; received {args.seeds}")
+    started = time.perf_counter()
+    if args.data:
+        clips = _load(args.data, 16000, out=out)
+    else:
+        print(f"Synthesising spoken digits ({args.speakers} voices x {args.takes} takes) ...")
+        clips = synth.load_default_digits(num_speakers=args.speakers,
+                                          takes_per_speaker=args.takes)
+        print(clips.summary())
+    if clips.groups:
+        # One split for every seed, so that the spread is the training's.
+        (train, test), held_out = _held_out_speakers(clips)
+        split = f"held-out speakers {held_out}"
+    else:
+        (train, test), split = _split(clips, args.data, None, None, 0)
+    train, validation = datasets.validation_split(train, 0.1, seed=0)
+    print(f"Split: {split}: {len(train)} train / {len(validation)} validation (held "
+          f"out of the training data, for the curves) / {len(test)} test clips "
+          f"(scored once per run)")
+    results, models = [], {}
+    for seed in range(args.seeds):
+        for mix in mixes:
+            epochs = args.epochs or DEMO["epochs" if mix == "none" else "mix_epochs"]
+            print(f"\n== {mix}, seed {seed} ==")
+            models[mix], result = experiment.train_clips(
+                train, test, validation=validation, mix=mix, epochs=epochs,
+                seed=seed, verbose=0 if args.quiet else 2)
+            result["label"] = f"{mix} (seed {seed})"
+            print(f"test error {100 * result['test_error']:.1f} %; training clips "
+                  f"{100 * result['train_accuracy']:.0f} % ({result['seconds']:.0f} s)")
+            results.append(result)
+    table, text, verdicts = _comparison(results, mixes)
+    print(f"\nTest error on {len(test)} held-out clips, mean ± s.e. over "
+          f"{args.seeds} seed(s) (train acc: training clips, inference mode):")
+    print(text)
+    for line in verdicts:
+        print(line)
+    summary = {
+        "split": split,
+        "num_train": len(train),
+        "num_validation": len(validation),
+        "num_test": len(test),
+        "seconds_total": round(time.perf_counter() - started, 1),
+        "comparison": table,
+        "verdicts": verdicts,
+        "runs": results,
+        "load_report": dataclasses.asdict(clips.report),
+    }
+    (out / "results.json").write_text(json.dumps(summary, indent=2, default=str))
+    first = [next(r for r in results if r["mix"] == mix) for mix in mixes]
+    plots.plot_curves(first, out / "curves.png")
+    plots.plot_confusion(first, out / "confusion.png")
+    pictures = "curves.png, confusion.png"
+    if "speechmix" in models:
+        plots.plot_mixing(_mixing_panels(models["speechmix"], test), out / "mixing.png")
+        pictures += ", mixing.png"
+    print(f"\nWrote {out / 'results.json'}, {pictures} "
+          f"({summary['seconds_total']:.0f} s in all)")
+    return summary
+
+
+def run_train(args):
+    """`speechmix train`: one method on one dataset; saves model, metrics, pictures."""
+    from keras_speechmix import datasets, experiment, plots
+
+    rate = args.sample_rate or experiment.NETWORKS[args.model]["sample_rate"]
+    out = Path(args.out)
+    clips = _load(args.data, rate, args.trim_silence, out)
+    (train, test), split = _split(clips, args.data, args.train_folds, args.test_folds,
+                                  args.seed)
+    validation = None
+    if args.validation:
+        train, validation = datasets.validation_split(train, args.validation, args.seed)
+    print(f"Split: {split}: {len(train)} train / "
+          + (f"{len(validation)} validation (held out of the training data, for the "
+             "curves) / " if validation is not None else "")
+          + f"{len(test)} test clips (scored once, after training)")
+    length = None if args.clip_seconds is None else int(args.clip_seconds * rate)
+    model, result = experiment.train_clips(
+        train, test, validation=validation, mix=args.mix, model=args.model,
+        epochs=args.epochs, seed=args.seed, length=length,
+        batch_size=args.batch_size, mix_off=args.mix_off,
+        verbose=0 if args.quiet else 2)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / "model.keras")
+    result.update(split=split, data=str(args.data), trim_silence=args.trim_silence,
+                  load_report=dataclasses.asdict(clips.report))
+    (out / "metrics.json").write_text(json.dumps(result, indent=2, default=str))
+    plots.plot_curves([result], out / "curves.png")
+    plots.plot_confusion([result], out / "confusion.png")
+    print(f"\n{args.model}, {args.mix}, {result['epochs']} epochs, "
+          f"{result['seconds']:.0f} s of training:")
+    print(f"  training clips (inference mode): {100 * result['train_accuracy']:.1f} %: "
+          f"{_fit_verdict(result['train_accuracy'])}")
+    if "validation_accuracy" in result:
+        print(f"  validation ({result['num_validation']} clips held out of the training "
+              f"data): {100 * result['validation_accuracy']:.1f} %")
+    print(f"  test ({result['num_test']} clips, scored once): "
+          f"{100 * result['test_accuracy']:.1f} %")
+    print(f"Wrote {out / 'model.keras'}, metrics.json, curves.png, confusion.png"
+          + (", skipped.csv" if clips.report.skipped else ""))
+    return result
 
 
 def _mixing_panels(model, clips):
@@ -126,79 +358,6 @@ def _mixing_panels(model, clips):
     # Channel mean makes a (frames, features) image of any activation.
     return [(titles[n], o[0].mean(axis=-1), o[1].mean(axis=-1))
             for n, o in zip(names, outputs)]
-
-
-def run_demo(args):
-    """`speechmix demo`: compare no mixing, input mixup and SpeechMix."""
-    from keras_speechmix import datasets, plots, synth
-    from keras_speechmix.experiment import train_clips
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    if args.data:
-        clips = datasets.load(args.data, sample_rate=16000)
-    else:
-        print(f"Synthesising spoken digits ({args.speakers} voices x {args.takes} takes) ...")
-        clips = synth.load_default_digits(num_speakers=args.speakers,
-                                          takes_per_speaker=args.takes)
-    print(clips.summary())
-    if clips.groups:
-        (train, test), held_out = _held_out_speakers(clips, args.seed)
-        split = f"held-out speakers {held_out}"
-    else:
-        (train, test), split = _split(clips, args.data, None, None, args.seed)
-    print(f"Split: {split}: {len(train)} train / {len(test)} test clips")
-    results, models = [], {}
-    for mix in ("none", "input", "speechmix"):
-        print(f"\n== {mix} ==")
-        models[mix], result = train_clips(train, test, mix=mix, epochs=args.epochs,
-                                          seed=args.seed, verbose=0 if args.quiet else 1)
-        results.append(result)
-    print("\n" + _table(results))
-    summary = {
-        "split": split,
-        "num_train": len(train),
-        "num_test": len(test),
-        "seconds_total": round(time.perf_counter() - started, 1),
-        "runs": results,
-        "load_report": dataclasses.asdict(clips.report),
-    }
-    (out / "results.json").write_text(json.dumps(summary, indent=2, default=str))
-    plots.plot_curves(results, out / "curves.png")
-    plots.plot_confusion(results, out / "confusion.png")
-    plots.plot_mixing(_mixing_panels(models["speechmix"], test), out / "mixing.png")
-    print(f"\nWrote {out / 'results.json'}, curves.png, confusion.png, mixing.png "
-          f"({summary['seconds_total']} s in all)")
-    return summary
-
-
-def run_train(args):
-    """`speechmix train`: one method on one dataset; saves model and metrics."""
-    from keras_speechmix import datasets
-    from keras_speechmix.experiment import train_clips
-
-    clips = datasets.load(args.data, sample_rate=args.sample_rate)
-    if args.trim_silence:
-        clips = clips.trim_silence()
-    print(clips.summary())
-    (train, test), split = _split(clips, args.data, args.train_folds, args.test_folds,
-                                  args.seed)
-    print(f"Split: {split}: {len(train)} train / {len(test)} test clips")
-    length = None if args.clip_seconds is None else int(args.clip_seconds * args.sample_rate)
-    model, result = train_clips(train, test, mix=args.mix, epochs=args.epochs,
-                                seed=args.seed, length=length,
-                                batch_size=args.batch_size,
-                                verbose=0 if args.quiet else 1)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save(out / "model.keras")
-    result["split"] = split
-    result["trim_silence"] = args.trim_silence
-    (out / "metrics.json").write_text(json.dumps(result, indent=2))
-    print(f"test accuracy {100 * result['test_accuracy']:.1f} % "
-          f"({result['num_test']} clips); wrote {out / 'model.keras'} and metrics.json")
-    return result
 
 
 def _model_rate(model):
@@ -256,10 +415,11 @@ def main(argv=None):
 
     >>> # main(["demo", "--out", "speechmix-out"])
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = _parser().parse_args(argv)
     import tensorflow as tf
 
+    logging.getLogger("keras_speechmix.datasets").addFilter(_QuietSkipWarning())
     # Each compared model traces its own predict function; TF's retracing
     # warnings about that are noise in a command's output.
     tf.get_logger().setLevel("ERROR")

@@ -28,6 +28,7 @@ __all__ = [
     "ClipSet",
     "LoadReport",
     "from_folder",
+    "natural_order",
     "from_csv",
     "fsdd",
     "load",
@@ -35,12 +36,15 @@ __all__ = [
     "split_by_group",
     "fsdd_official_split",
     "stratified_split",
+    "validation_split",
 ]
 
 logger = logging.getLogger(__name__)
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 FSDD_NAME = re.compile(r"^(?P<digit>\d)_(?P<speaker>.+)_(?P<index>\d+)$")
+# ESC-10/50 clip names: {fold}-{source recording id}-{take letter}.ogg
+ESC_NAME = re.compile(r"^(?P<fold>\d+)-(?P<source>\d+)-(?P<take>[A-Z]+)$")
 
 
 @dataclasses.dataclass
@@ -405,7 +409,8 @@ def _build(source, items, class_names, sample_rate, on_error, report, hint=""):
     report.used = len(keep)
     if report.skipped:
         logger.warning(
-            "%s: skipped %d of %d audio files (see .report.skipped); first: %s",
+            "%s: skipped %d of %d audio files (each is listed with its reason in "
+            "ClipSet.report.skipped); first: %s",
             source,
             len(report.skipped),
             report.found,
@@ -441,6 +446,36 @@ def _build(source, items, class_names, sample_rate, on_error, report, hint=""):
     )
 
 
+_NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven",
+                 "eight", "nine", "ten", "eleven", "twelve")
+
+
+def natural_order(names):
+    """Class names in the order a person expects, not alphabetical.
+
+    Number words ("zero" ... "twelve") in counting order when every name is
+    one; otherwise digits compare by value ("class2" before "class10") and
+    letters case-blind.
+
+    Example:
+
+    >>> natural_order(["two", "zero", "one"])
+    ['zero', 'one', 'two']
+    >>> natural_order(["c10", "c9", "B"])
+    ['B', 'c9', 'c10']
+    """
+    names = list(names)
+    words = [n.lower() for n in names]
+    if names and all(w in _NUMBER_WORDS for w in words):
+        return sorted(names, key=lambda n: _NUMBER_WORDS.index(n.lower()))
+
+    def key(name):
+        return [(0, int(part), "") if part.isdigit() else (1, 0, part.lower())
+                for part in re.split(r"(\d+)", name) if part]
+
+    return sorted(names, key=key)
+
+
 def _normalise_extensions(extensions):
     if isinstance(extensions, str):
         extensions = (extensions,)
@@ -450,7 +485,8 @@ def _normalise_extensions(extensions):
 def from_folder(root, sample_rate=None, on_error="skip", extensions=AUDIO_EXTENSIONS):
     """Loads a folder with one subfolder of audio files per class.
 
-    Class names are the subfolder names, sorted; files are found recursively
+    Class names are the subfolder names in `natural_order` (number words in
+    counting order, numbers by value); files are found recursively
     inside each class folder. Files with other extensions, and files directly
     in `root`, are listed in `report.ignored`; class folders without audio are
     reported as skipped.
@@ -487,7 +523,8 @@ def from_folder(root, sample_rate=None, on_error="skip", extensions=AUDIO_EXTENS
         raise NotADirectoryError(f"from_folder: {root} is not a folder")
     exts = _normalise_extensions(extensions)
     report = LoadReport()
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    folders = {p.name: p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    class_dirs = [folders[name] for name in natural_order(folders)]
     # Dotfiles (.DS_Store, markers) are not data; anything else is listed.
     report.ignored.extend(
         str(p) for p in sorted(root.iterdir()) if p.is_file() and not p.name.startswith(".")
@@ -536,7 +573,10 @@ def from_csv(path, root=None, sample_rate=None, on_error="skip"):
     ESC-10's `meta.csv` (`path,fold,target,category`) works as is. When a
     numeric `target` column maps one-to-one onto the class names, it sets the
     class order (so ESC's own label indices are kept); otherwise class names
-    are sorted. Listed files that are missing are skipped like corrupt ones.
+    are in `natural_order`. Without a group column, ESC-style file names
+    (`{fold}-{source}-{take}.ogg`) give each clip its source recording as
+    group, so that clips cut from one recording stay on one side of a
+    `validation_split`. Listed files that are missing are skipped like corrupt ones.
 
     Args:
         path: The CSV file.
@@ -606,13 +646,17 @@ def from_csv(path, root=None, sample_rate=None, on_error="skip"):
                 ) from None
         if group_col:
             entry["group"] = cell(row, group_col, line)
+        else:
+            esc = ESC_NAME.match(Path(entry["path"]).stem)
+            if esc:
+                entry["group"] = esc["source"]
         if target_col:
             entry["target"] = (row.get(columns[target_col]) or "").strip()
         entries.append(entry)
     if not entries:
         raise ValueError(f"from_csv: {path} lists no files")
 
-    names = sorted({e["name"] for e in entries})
+    names = natural_order({e["name"] for e in entries})
     if target_col:
         pairs = {(e["name"], e["target"]) for e in entries}
         by_name = {n: t for n, t in pairs}
@@ -885,3 +929,58 @@ def stratified_split(clips, test_fraction=0.2, seed=0):
         count = min(len(members) - 1, max(1, int(round(len(members) * test_fraction))))
         test_mask[rng.choice(members, size=count, replace=False)] = True
     return _pair(clips, test_mask, "stratified_split")
+
+
+def validation_split(clips, fraction=0.1, seed=0):
+    """Holds out a validation part of the *training* clips, group-aware.
+
+    For the learning curves and any choice made during training, so that the
+    test split is scored only once, at the end. Clips that share a group
+    (a speaker, or clips cut from one recording) land on the same side, so
+    the validation part is as independent of the rest as the test is: with
+    groups, whole groups are held out at random until each class has about
+    `fraction` of its clips held out (at least one group); without groups,
+    it is a `stratified_split`.
+
+    Args:
+        clips: The training `ClipSet`.
+        fraction: Share of the clips to hold out, in (0, 1).
+        seed: Seed for the choice.
+
+    Returns:
+        `(train, validation)` ClipSets.
+
+    Example:
+
+    >>> import numpy as np
+    >>> clips = ClipSet([np.zeros(10, "float32")] * 8, [0, 1] * 4, ["a", "b"],
+    ...                 8000, groups=["ann"] * 2 + ["bob"] * 2 + ["cy"] * 2 + ["dee"] * 2)
+    >>> train, val = validation_split(clips, 0.25)
+    >>> len(train), len(val), len(set(val.groups))
+    (6, 2, 1)
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"validation_split: fraction must be in (0, 1); got {fraction!r}")
+    if clips.groups is None:
+        return stratified_split(clips, fraction, seed=seed)
+    groups = np.asarray(clips.groups)
+    names = sorted(set(clips.groups))
+    if len(names) < 2:
+        raise ValueError(
+            f"validation_split: the training clips come from {len(names)} group "
+            f"({names[0]!r}); holding out whole groups needs at least two")
+    classes = np.unique(clips.labels)
+    wanted = {c: max(1, round(fraction * np.sum(clips.labels == c))) for c in classes}
+    held = {c: 0 for c in classes}
+    test_mask = np.zeros(len(clips), bool)
+    for name in np.random.default_rng(seed).permutation(names):
+        members = groups == name
+        adds = {c: int(np.sum(members & (clips.labels == c))) for c in classes}
+        if any(held[c] + adds[c] > wanted[c] for c in classes if adds[c]):
+            continue
+        test_mask |= members
+        for c in classes:
+            held[c] += adds[c]
+    if not test_mask.any():  # every group is bigger than the share: take one
+        test_mask = groups == np.random.default_rng(seed).choice(names)
+    return _pair(clips, test_mask, "validation_split")

@@ -1,17 +1,24 @@
 """One training run on clips: the recipe behind `speechmix train` and `demo`.
 
-The mixing methods compared here, all on the same network, data, epochs,
-optimiser and seed:
+The mixing methods compared, all on the same network, data, optimiser and
+seed (`METHODS`):
 
 - `"none"`: plain training.
 - `"input"`: input mixup (Zhang et al., 2018) on the log-mel features, one
   lambda ~ U(0, 1) per batch, partners a shuffle of the batch.
 - `"bc"`: BC learning (Tokozume et al., 2018): waveform mixing with the
   gain-aware ratio and partners of another class.
+- `"manifold"`: Manifold Mixup (Verma et al., 2019): one point per batch
+  among all points (input, every block, the head), one lambda ~ Beta(2, 2)
+  per batch, partners a shuffle of the batch.
 - `"speechmix"`: SpeechMix (Jindal et al., 2020): one point per batch drawn
   from the input features and every conv block (never after the last conv
   stage), r ~ U(0, 1) per clip, partners of another class, as in the
   authors' code.
+
+The reference networks (`NETWORKS`) and the default recipe (`RECIPE`) were
+chosen on validation splits cut from ESC-10's training folds, never on a
+test fold; `benchmarks/NOTES.md` records how.
 """
 
 import time
@@ -20,42 +27,142 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_speechmix import audio
-from keras_speechmix.models import logmel_cnn
+from keras_speechmix import audio, models
+from keras_speechmix.callbacks import MixOff
 from keras_speechmix.pipeline import partner_batches
 from keras_speechmix.view import SpeechMix
 
-__all__ = ["METHODS", "MIXES", "build_model", "default_length", "predict_clips",
-           "train_clips", "training_batches"]
+__all__ = ["METHODS", "MIXES", "NETWORKS", "RECIPE", "build_model",
+           "default_length", "predict_clips", "train_clips", "training_batches"]
 
-_CONV_POINTS = ("input", "block1", "block2", "block3")
-# Each method's mixing points in the log-mel CNN and its partner_batches
-# arguments; alpha = 1.0 (r ~ U(0, 1)) throughout unless train_clips is told.
+# Each method's partner_batches arguments; alpha = 1.0 (r ~ U(0, 1)) unless
+# given. Which mixing points each method uses depends on the network.
 METHODS = {
-    # Plain training never hands a plan over, so these points stay identities.
-    "none": dict(points=_CONV_POINTS),
-    "input": dict(points=("input",), per_sample=False, partners="random"),
-    "bc": dict(points=("waveform",), ratio="bc", partners="different_class"),
-    "speechmix": dict(points=_CONV_POINTS, partners="different_class"),
+    "none": None,
+    "input": dict(per_sample=False, partners="random"),
+    "bc": dict(ratio="bc", partners="different_class"),
+    "manifold": dict(per_sample=False, partners="random", alpha=2.0),
+    "speechmix": dict(partners="different_class"),
 }
 MIXES = tuple(METHODS)
 
+_LOGMEL_POINTS = {
+    "input": ("input",),
+    "bc": ("waveform",),
+    "speechmix": ("input", "block1", "block2", "block3"),
+    "manifold": ("input", "block1", "block2", "block3", "pooled"),
+}
 
-def build_model(mix, num_classes, sample_rate, input_length):
-    """The log-mel CNN with the mixing points of method `mix`.
+
+# Builders: (num_classes, sample_rate, input_length, mix_points, dropout) ->
+# model; `dropout=False` turns the network's dropout off (see RECIPE).
+
+
+def _logmel_fc(num_classes, sample_rate, input_length, mix_points, dropout=True):
+    # Piczak's 60 bands and 23.2 ms hop (512 samples at 22,050 Hz): 2.5 times
+    # fewer feature cells than 64 bands every 10 ms, for the same validation
+    # error on ESC-10 (benchmarks/NOTES.md), so 2.5 times the epochs per hour.
+    return models.logmel_cnn(num_classes, sample_rate=sample_rate,
+                             input_length=input_length, mix_points=mix_points,
+                             num_mel_bins=60, frame_step_ms=23.2,
+                             pooling="flatten", dense_units=(1024, 1024),
+                             dropout=0.3 if dropout else 0.0,
+                             dense_dropout=0.5 if dropout else 0.0,
+                             name="logmel_fc")
+
+
+def _logmel(num_classes, sample_rate, input_length, mix_points, dropout=True):
+    return models.logmel_cnn(num_classes, sample_rate=sample_rate,
+                             input_length=input_length, mix_points=mix_points,
+                             dropout=0.3 if dropout else 0.0)
+
+
+def _piczak(num_classes, sample_rate, input_length, mix_points, dropout=True):
+    return models.piczak_cnn(num_classes, sample_rate=sample_rate,
+                             input_length=input_length, mix_points=mix_points,
+                             dropout=0.5 if dropout else 0.0)
+
+
+def _envnet(num_classes, sample_rate, input_length, mix_points, dropout=True):
+    return models.envnet_v2(num_classes, input_length=input_length,
+                            mix_points=mix_points, dropout=0.5 if dropout else 0.0)
+
+
+def _adam(learning_rate, steps):
+    return keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
+        learning_rate, decay_steps=max(1, steps), alpha=0.01))
+
+
+def _sgd(learning_rate, steps):
+    # BC learning / SpeechMix: Nesterov SGD, LR / 10 at 50 % and 75 %.
+    return keras.optimizers.SGD(
+        keras.optimizers.schedules.PiecewiseConstantDecay(
+            [int(steps * 0.5), int(steps * 0.75)],
+            [learning_rate, learning_rate * 0.1, learning_rate * 0.01]),
+        momentum=0.9, nesterov=True, weight_decay=5e-4)
+
+
+# The reference networks `speechmix train --model` offers: how to build each
+# with a method's mixing points, its sample rate and training crop, and its
+# optimiser (a function of the learning rate and the number of steps).
+NETWORKS = {
+    "logmel_fc": dict(build=_logmel_fc, points=_LOGMEL_POINTS, sample_rate=16000,
+                      seconds=1.0, optimizer=_adam, learning_rate=2e-3),
+    "logmel": dict(build=_logmel, points=_LOGMEL_POINTS, sample_rate=16000,
+                   seconds=1.0, optimizer=_adam, learning_rate=2e-3),
+    "piczak": dict(build=_piczak, sample_rate=22050, seconds=20480 / 22050,
+                   points={"input": ("input",), "bc": ("waveform",),
+                           "speechmix": ("input", "block1", "block2"),
+                           "manifold": ("input", "block1", "block2", "fc1", "fc2")},
+                   optimizer=_adam, learning_rate=1e-3),
+    "envnet": dict(build=_envnet, sample_rate=44100, seconds=66650 / 44100,
+                   points={"input": (0,), "bc": (0,), "speechmix": (0, 1, 2, 3, 4),
+                           "manifold": (0, 1, 2, 3, 4)},
+                   optimizer=_sgd, learning_rate=0.01),
+}
+
+# The default recipe of `speechmix train` and the main job, chosen on ESC-10
+# validation splits (benchmarks/NOTES.md): the network; epochs of plain
+# training; epochs when mixing (the authors double them); whether mixing
+# keeps the network's dropout (it does not: mixing is the regulariser, and
+# with dropout on top SpeechMix under-fitted); the share of the last mixing
+# epochs trained clean ("mix off"); batch size.
+RECIPE = dict(model="logmel_fc", epochs=100, mix_epochs=200, mix_dropout=False,
+              mix_off=0.0, batch_size=32)
+
+
+def _network(name):
+    if name not in NETWORKS:
+        raise ValueError(f"`model` must be one of {tuple(NETWORKS)}; received "
+                         f"model={name!r}.")
+    return NETWORKS[name]
+
+
+def _points(network, mix):
+    if mix not in MIXES:
+        raise ValueError(f"`mix` must be one of {MIXES}; received mix={mix!r}.")
+    # Plain training builds the SpeechMix network: its points stay identities.
+    return network["points"]["speechmix" if mix == "none" else mix]
+
+
+def build_model(mix, num_classes, sample_rate, input_length, model=None):
+    """The reference network `model` as the recipe trains it with method `mix`.
+
+    Its mixing points are the method's; with a mixing method, its dropout is
+    off unless `RECIPE["mix_dropout"]`.
 
     Example:
 
     >>> build_model("speechmix", 10, 16000, 16000).output_shape
     (None, 10)
     """
-    if mix not in MIXES:
-        raise ValueError(f"`mix` must be one of {MIXES}; received mix={mix!r}.")
-    return logmel_cnn(num_classes, sample_rate=sample_rate,
-                      input_length=input_length, mix_points=METHODS[mix]["points"])
+    network = _network(model or RECIPE["model"])
+    dropout = mix == "none" or RECIPE["mix_dropout"]
+    return network["build"](num_classes, sample_rate, input_length,
+                            _points(network, mix), dropout=dropout)
 
 
-def predict_clips(model, clips, length, crops=5, batch_size=64):
+def predict_clips(model, clips, length, crops=10, batch_size=64):
     """Class probabilities per clip, averaged over evenly spaced crops.
 
     Clips no longer than `length` are zero-padded and predicted once; longer
@@ -84,8 +191,8 @@ def predict_clips(model, clips, length, crops=5, batch_size=64):
                      for k in range(len(clips))])
 
 
-def default_length(clips):
-    """Input length in samples: the longest clip, at most 5 s.
+def default_length(clips, seconds=5.0):
+    """Input length in samples: the longest clip, at most `seconds`.
 
     Example:
 
@@ -94,7 +201,8 @@ def default_length(clips):
     >>> default_length(ClipSet([np.zeros(900), np.zeros(1200)], [0, 1], ["a", "b"], 1000))
     1200
     """
-    return int(min(max(len(w) for w in clips.waveforms), 5 * clips.sample_rate))
+    return int(min(max(len(w) for w in clips.waveforms),
+                   round(seconds * clips.sample_rate)))
 
 
 def training_batches(model, train, length, batch_size, seed, mixing=None):
@@ -121,79 +229,127 @@ def training_batches(model, train, length, batch_size, seed, mixing=None):
         seed=seed, **mixing)
 
 
-def _schedule(epochs, steps, learning_rate):
-    return keras.optimizers.schedules.CosineDecay(
-        learning_rate, decay_steps=max(1, epochs * steps), alpha=0.05)
+def _accuracy(model, clips, length, crops):
+    probabilities = predict_clips(model, clips.waveforms, length, crops=crops)
+    predicted = probabilities.argmax(axis=1)
+    return float(np.mean(predicted == clips.labels)), predicted
 
 
-def train_clips(train, test, mix="speechmix", epochs=30, seed=0,
-                length=None, batch_size=32, learning_rate=2e-3, verbose=1,
-                alpha=1.0):
-    """Trains the log-mel CNN on `train` with method `mix`; tests on `test`.
+def train_clips(train, test=None, mix="speechmix", epochs=None, seed=0,
+                length=None, batch_size=None, learning_rate=None, verbose=1,
+                alpha=None, model=None, validation=None, mix_off=None,
+                crops=10):
+    """Trains a reference network on `train` with method `mix`.
+
+    The recipe's defaults (`RECIPE`) fill every argument left `None`.
+    `validation` (clips held out from the training data) gives the curves;
+    `test` is scored once, after training, on `crops` evenly spaced windows
+    per clip; so is the accuracy on the training clips themselves, in
+    inference mode, which tells whether the network fits its data (a
+    regulariser such as mixing only pays where it does).
 
     Args:
-        train, test: `keras_speechmix.datasets.ClipSet`s of one sample rate.
+        train, test, validation: `keras_speechmix.datasets.ClipSet`s of one
+            sample rate; `test` and `validation` may be `None`.
         mix: one of `MIXES`.
-        epochs, seed, batch_size, learning_rate: the training recipe.
-        length: input length in samples (default: the longest train clip,
-            at most 5 s).
+        epochs: training epochs (default: the recipe's, doubled for mixing).
+        seed: seed of weights, crops, shuffles and mixing plans.
+        length: input length in samples (default: the network's crop, at
+            most the longest training clip).
+        batch_size, learning_rate: the optimiser's (default: the recipe's
+            and the network's).
         verbose: Keras progress output (0, 1 or 2).
-        alpha: Beta(alpha, alpha) of the ratio.
+        alpha: Beta(alpha, alpha) of the ratio (default: the method's).
+        model: a name from `NETWORKS` (default: the recipe's).
+        mix_off: share of the last epochs trained without mixing.
+        crops: windows per clip when scoring.
 
     Returns:
         `(model, result)`: the plain trained model and a dict with
-        `test_accuracy`, `confusion`, per-epoch `history`, `seconds`, ...
+        `test_accuracy` (when `test` is given), `train_accuracy`,
+        `validation_accuracy`, `confusion`, per-epoch `history`,
+        `seconds`, ...
 
     Example:
 
-    >>> # model, result = train_clips(train, test, mix="speechmix", epochs=30)
+    >>> # model, result = train_clips(train, test, mix="speechmix")
     """
-    keras.utils.set_random_seed(seed)
     if len(train) < 2:
         raise ValueError(f"Training needs at least 2 clips; the train split has {len(train)}.")
+    name = model or RECIPE["model"]
+    network = _network(name)
+    points = _points(network, mix)
+    keras.utils.set_random_seed(seed)
+    mixing = METHODS[mix]
+    if epochs is None:
+        epochs = RECIPE["epochs" if mixing is None else "mix_epochs"]
+    mix_off = RECIPE["mix_off"] if mix_off is None else mix_off
     # Small sets still get full batches (drop_remainder keeps shapes static).
-    batch_size = min(batch_size, len(train))
-    length = length or default_length(train)
+    batch_size = min(batch_size or RECIPE["batch_size"], len(train))
+    length = length or default_length(train, network["seconds"])
     num_classes = len(train.class_names)
-    model = build_model(mix, num_classes, train.sample_rate, length)
+    net = build_model(mix, num_classes, train.sample_rate, length, name)
     steps = max(1, len(train) // batch_size)
-    optimizer = keras.optimizers.Adam(_schedule(epochs, steps, learning_rate))
-    options = {k: v for k, v in METHODS[mix].items() if k != "points"}
-    trainer, data = training_batches(model, train, length, batch_size, seed,
-                                     None if mix == "none" else dict(options, alpha=alpha))
+    optimizer = network["optimizer"](learning_rate or network["learning_rate"],
+                                     epochs * steps)
+    callbacks = []
+    if mixing is not None:
+        mixing = dict(mixing)
+        if alpha is not None:
+            mixing["alpha"] = alpha
+        if mix_off:
+            # MixOff switches the pipeline's prob variable to 0 for the end.
+            mixing["prob"] = tf.Variable(1.0, trainable=False)
+            callbacks.append(MixOff(mixing["prob"], round(epochs * (1 - mix_off))))
+    trainer, data = training_batches(net, train, length, batch_size, seed, mixing)
     # XLA made the log-mel CNN's CPU step about 4x slower; keep it for GPUs.
     trainer.compile(optimizer=optimizer, loss="categorical_crossentropy",
                     metrics=["accuracy"],
                     jit_compile=bool(tf.config.list_physical_devices("GPU")))
-    test_x = np.stack([_center(w, length) for w in test.waveforms])
-    test_y = keras.utils.to_categorical(test.labels, num_classes)
+    fit_validation = {}
+    if validation is not None and len(validation):
+        fit_validation = dict(
+            validation_data=(np.stack([_center(w, length) for w in validation.waveforms]),
+                             keras.utils.to_categorical(validation.labels, num_classes)),
+            # About 50 points make a curve; scoring every epoch costs time.
+            validation_freq=max(1, epochs // 50))
     started = time.perf_counter()
     history = trainer.fit(data.prefetch(tf.data.AUTOTUNE), epochs=epochs,
-                          validation_data=(test_x, test_y), verbose=verbose,
-                          shuffle=False)  # the dataset is shuffled above
+                          verbose=verbose, callbacks=callbacks,
+                          shuffle=False,  # the dataset is shuffled above
+                          **fit_validation)
     seconds = time.perf_counter() - started
-    predicted = predict_clips(model, test.waveforms, length).argmax(axis=1)
-    confusion = tf.math.confusion_matrix(
-        test.labels, predicted, num_classes=num_classes).numpy()
-    accuracy = float(np.mean(predicted == test.labels))
+    train_accuracy, _ = _accuracy(net, train, length, crops)
     result = {
         "mix": mix,
-        "test_accuracy": accuracy,
-        "test_error": 1.0 - accuracy,
+        "model": name,
+        "dropout": mixing is None or RECIPE["mix_dropout"],
         "epochs": epochs,
+        "mix_off": mix_off if mixing is not None else 0.0,
         "seed": seed,
         "num_train": len(train),
-        "num_test": len(test),
+        "num_validation": 0 if validation is None else len(validation),
         "num_classes": num_classes,
         "class_names": list(train.class_names),
         "sample_rate": train.sample_rate,
         "input_length": length,
-        "mix_points": [] if mix == "none" else list(METHODS[mix]["points"]),
+        "mix_points": [] if mixing is None else [str(p) for p in points],
         "seconds": round(seconds, 2),
-        "confusion": confusion.tolist(),
+        "train_accuracy": train_accuracy,
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+        "validation_epochs": list(range(
+            fit_validation.get("validation_freq", 1), epochs + 1,
+            fit_validation.get("validation_freq", 1))) if fit_validation else [],
     }
-    return model, result
+    if fit_validation:
+        result["validation_accuracy"], _ = _accuracy(net, validation, length, crops)
+    if test is not None:
+        accuracy, predicted = _accuracy(net, test, length, crops)
+        confusion = np.zeros((num_classes, num_classes), int)
+        np.add.at(confusion, (test.labels, predicted), 1)
+        result.update(test_accuracy=accuracy, test_error=1.0 - accuracy,
+                      num_test=len(test), confusion=confusion.tolist())
+    return net, result
 
 
 def _center(wave, length):

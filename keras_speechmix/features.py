@@ -53,8 +53,10 @@ class LogMelSpectrogram(keras.layers.Layer):
             length in samples.
         min_freq: Lowest mel band edge in Hz.
         max_freq: Highest mel band edge in Hz; defaults to `sample_rate / 2`.
-        deltas: If `True`, output 3 channels (log-mel, delta, delta-delta)
-            instead of 1.
+        deltas: If `True`, stack regression deltas as extra channels.
+        delta_order: With `deltas`, 2 (default) stacks delta and
+            delta-delta (3 channels); 1 stacks the delta only (2 channels,
+            as Piczak's ESC CNN).
         log_floor: Added to the mel power before the log.
         **kwargs: Base layer arguments (`name`, `dtype`, ...).
 
@@ -64,7 +66,8 @@ class LogMelSpectrogram(keras.layers.Layer):
 
     Output shape:
         `(batch, frames, num_mel_bins, channels)` with
-        `frames = 1 + samples // frame_step` and `channels` 1 or 3.
+        `frames = 1 + samples // frame_step` and `channels` 1, or
+        `1 + delta_order` with deltas.
 
     Example:
 
@@ -85,6 +88,7 @@ class LogMelSpectrogram(keras.layers.Layer):
         max_freq=None,
         deltas=False,
         log_floor=1e-6,
+        delta_order=2,
         **kwargs,
     ):
         kwargs.setdefault("dtype", "float32")
@@ -116,6 +120,8 @@ class LogMelSpectrogram(keras.layers.Layer):
             )
         if log_floor <= 0:
             raise ValueError(f"LogMelSpectrogram: log_floor must be > 0; got {log_floor!r}")
+        if delta_order not in (1, 2) or isinstance(delta_order, bool):
+            raise ValueError(f"LogMelSpectrogram: delta_order must be 1 or 2; got {delta_order!r}")
         self.sample_rate = int(sample_rate)
         self.num_mel_bins = int(num_mel_bins)
         self.frame_length_ms = float(frame_length_ms)
@@ -125,6 +131,7 @@ class LogMelSpectrogram(keras.layers.Layer):
         self.max_freq = max_freq
         self.deltas = bool(deltas)
         self.log_floor = float(log_floor)
+        self.delta_order = int(delta_order)
         self.frame_length = frame_length
         self.frame_step = frame_step
         self._mel = keras.layers.MelSpectrogram(
@@ -145,8 +152,8 @@ class LogMelSpectrogram(keras.layers.Layer):
 
     @property
     def channels(self):
-        """Number of output channels: 3 with deltas, else 1."""
-        return 3 if self.deltas else 1
+        """Number of output channels: 1, plus `delta_order` with deltas."""
+        return 1 + self.delta_order if self.deltas else 1
 
     def build(self, input_shape):
         self.built = True
@@ -169,8 +176,10 @@ class LogMelSpectrogram(keras.layers.Layer):
         mel = ops.swapaxes(self._mel(x), -1, -2)  # (..., frames, mels)
         logmel = ops.log(ops.cast(mel, "float32") + self.log_floor)
         if self.deltas:
-            d1 = _delta(logmel)
-            features = ops.stack([logmel, d1, _delta(d1)], axis=-1)
+            channels = [logmel, _delta(logmel)]
+            if self.delta_order == 2:
+                channels.append(_delta(channels[-1]))
+            features = ops.stack(channels, axis=-1)
         else:
             features = ops.expand_dims(logmel, -1)
         return ops.cast(features, self.compute_dtype)
@@ -196,6 +205,7 @@ class LogMelSpectrogram(keras.layers.Layer):
                 "max_freq": self.max_freq,
                 "deltas": self.deltas,
                 "log_floor": self.log_floor,
+                "delta_order": self.delta_order,
             }
         )
         return config

@@ -11,26 +11,41 @@ __all__ = ["plot_curves", "plot_confusion", "plot_mixing"]
 
 
 def plot_curves(results, path):
-    """Train/validation loss and accuracy per epoch of each run.
+    """Train and validation loss and accuracy per epoch of each run.
+
+    The validation curves come from clips held out of the training data
+    (`result["validation_epochs"]` says after which epochs), never from the
+    test split, which is scored once at the end.
 
     Example:
 
-    >>> # plot_curves([result_none, result_speechmix], "curves.png")
+    >>> import os, tempfile
+    >>> run = {"mix": "none", "history": {"loss": [1.0, 0.5], "accuracy": [0.5, 0.8],
+    ...        "val_loss": [0.7], "val_accuracy": [0.7]}, "validation_epochs": [2]}
+    >>> out = os.path.join(tempfile.mkdtemp(), "curves.png")
+    >>> plot_curves([run], out)
+    >>> os.path.getsize(out) > 0
+    True
     """
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))
     for result in results:
         history = result["history"]
+        label = result.get("label", result["mix"])
         for axis, metric in zip(axes, ("loss", "accuracy")):
-            line, = axis.plot(history.get(metric, []), label=f"{result['mix']} train")
+            values = history.get(metric, [])
+            line, = axis.plot(range(1, len(values) + 1), values, label=f"{label} train")
             if f"val_{metric}" in history:
-                axis.plot(history[f"val_{metric}"], "--", color=line.get_color(),
-                          label=f"{result['mix']} test")
+                axis.plot(result.get("validation_epochs") or
+                          range(1, len(history[f"val_{metric}"]) + 1),
+                          history[f"val_{metric}"], "--", color=line.get_color(),
+                          label=f"{label} validation")
     for axis, metric in zip(axes, ("loss", "accuracy")):
         axis.set_xlabel("epoch")
         axis.set_ylabel(metric)
         axis.grid(alpha=0.3)
     axes[1].legend(fontsize=8)
-    figure.suptitle("Training curves (train targets are mixed where mixing is on)")
+    figure.suptitle("Training curves (training targets are mixed where mixing is on; "
+                    "validation: clips held out of the training data)", fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
@@ -39,9 +54,18 @@ def plot_curves(results, path):
 def plot_confusion(results, path):
     """Test confusion matrices of each run side by side.
 
+    Rows and columns follow `result["class_names"]` (the data set's order,
+    e.g. zero ... nine for the built-in digits).
+
     Example:
 
-    >>> # plot_confusion([result_none, result_speechmix], "confusion.png")
+    >>> import os, tempfile
+    >>> run = {"mix": "none", "test_accuracy": 0.5, "class_names": ["a", "b"],
+    ...        "confusion": [[1, 1], [0, 2]]}
+    >>> out = os.path.join(tempfile.mkdtemp(), "confusion.png")
+    >>> plot_confusion([run], out)
+    >>> os.path.getsize(out) > 0
+    True
     """
     figure, axes = plt.subplots(1, len(results), figsize=(4.5 * len(results), 4.2))
     axes = np.atleast_1d(axes)
@@ -53,7 +77,8 @@ def plot_confusion(results, path):
         axis.set_yticks(range(len(names)), names, fontsize=7)
         axis.set_xlabel("predicted")
         axis.set_ylabel("true")
-        axis.set_title(f"{result['mix']}: {100 * result['test_accuracy']:.1f} %")
+        axis.set_title(f"{result.get('label', result['mix'])}: test "
+                       f"{100 * result['test_accuracy']:.1f} %")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

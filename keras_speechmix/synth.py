@@ -367,7 +367,7 @@ def load_default_digits(**kwargs):
             `takes_per_speaker`, `sample_rate`, `seed`, `overwrite`).
 
     Returns:
-        A `datasets.ClipSet` with class names "eight".."zero" (sorted), groups
+        A `datasets.ClipSet` with class names "zero".."nine" (labels 0-9), groups
         = speaker names, and `meta["index"]` = take number.
 
     Example:

@@ -1,6 +1,8 @@
 """The `speechmix` command end to end, at tiny sizes."""
 
+import csv
 import json
+from pathlib import Path
 
 import pytest
 
@@ -15,14 +17,22 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
-def test_demo_writes_results_and_pictures(tmp_path, cache):
+def test_demo_compares_over_seeds_and_writes_pictures(tmp_path, cache, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--epochs", "1", "--speakers", "4",
-                 "--takes", "1", "--quiet"]) == 0
+                 "--takes", "1", "--seeds", "2", "--quiet"]) == 0
     results = json.loads((out / "results.json").read_text())
-    assert [run["mix"] for run in results["runs"]] == ["none", "input", "speechmix"]
-    assert all(0.0 <= run["test_accuracy"] <= 1.0 for run in results["runs"])
+    assert [(run["mix"], run["seed"]) for run in results["runs"]] == [
+        ("none", 0), ("speechmix", 0), ("none", 1), ("speechmix", 1)]
     assert results["num_test"] == 10  # one of four speakers held out, 10 digits
+    assert all(0.0 <= run["test_accuracy"] <= 1.0 for run in results["runs"])
+    table = results["comparison"]
+    assert len(table["none"]["errors"]) == len(table["speechmix"]["errors"]) == 2
+    assert table["speechmix"]["verdict"] in (
+        "within the seeds' spread: no difference", "beyond the seeds' spread")
+    printed = capsys.readouterr().out
+    assert "mean ± s.e. over 2 seed(s)" in printed
+    assert "speechmix: " in printed and "combined s.e." in printed
     for name in ("curves.png", "confusion.png", "mixing.png"):
         data = (out / name).read_bytes()
         assert data.startswith(PNG) and len(data) > 5000, name
@@ -36,12 +46,50 @@ def test_train_then_evaluate(tmp_path, cache, capsys):
     assert main(["train", "--data", str(folder), "--mix", "speechmix", "--epochs", "1",
                  "--out", str(out), "--quiet", "--clip-seconds", "1.0"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert {"test_accuracy", "num_train", "num_test", "mix", "epochs"} <= set(metrics)
-    assert metrics["num_train"] + metrics["num_test"] == 40
-    capsys.readouterr()
+    assert {"test_accuracy", "num_train", "num_test", "mix", "epochs", "train_accuracy",
+            "validation_accuracy", "load_report"} <= set(metrics)
+    assert metrics["num_train"] + metrics["num_validation"] + metrics["num_test"] == 40
+    # 10 % of the training clips, but at least one per class.
+    assert metrics["num_validation"] == 10
+    # Digits in spoken order, not alphabetical.
+    assert metrics["class_names"][:3] == ["zero", "one", "two"]
+    for name in ("curves.png", "confusion.png"):
+        data = (out / name).read_bytes()
+        assert data.startswith(PNG) and len(data) > 5000, name
+    printed = capsys.readouterr().out
+    assert "validation (10 clips held out of the training data)" in printed
+    assert "test (10 clips, scored once)" in printed
     assert main(["evaluate", str(out / "model.keras"), "--data", str(folder), "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["num_clips"] == 40 and len(result["confusion"]) == 10
+
+
+def test_train_lists_every_skipped_file(tmp_path, cache, capsys):
+    import shutil
+
+    from keras_speechmix import synth
+
+    folder = tmp_path / "digits"
+    shutil.copytree(synth.synthesize_digits(num_speakers=2, takes_per_speaker=1), folder)
+    (folder / "zero" / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunkjunk")
+    (folder / "one" / "empty.wav").write_bytes(b"")
+    for i in range(23):
+        (folder / "two" / f"bad{i:02d}.wav").write_bytes(b"")
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(folder), "--mix", "none", "--epochs", "1",
+                 "--out", str(out), "--quiet", "--validation", "0"]) == 0
+    printed = capsys.readouterr().out
+    assert "Skipped 25 of 45 files:" in printed
+    assert "corrupt.wav" in printed and "empty.wav" in printed
+    assert "... and 5 more; all are listed in" in printed
+    with open(out / "skipped.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 25 and all(row["reason"] for row in rows)
+    assert {Path(row["path"]).name for row in rows} >= {"corrupt.wav", "empty.wav"}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["load_report"]["found"] == 45
+    assert len(metrics["load_report"]["skipped"]) == 25
+    assert metrics["num_validation"] == 0 and "validation_accuracy" not in metrics
 
 
 def test_clear_errors(tmp_path, capsys):
@@ -67,7 +115,9 @@ def test_esc10_trains_through_the_command(shared_data, tmp_path):
                  "--mix", "bc", "--clip-seconds", "2.0", "--out", str(out), "--quiet",
                  "--trim-silence"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert (metrics["num_train"], metrics["num_test"]) == (160, 80)
+    # 10 % of the two training folds held out for the curves, by recording.
+    assert metrics["num_train"] + metrics["num_validation"] == 160
+    assert 14 <= metrics["num_validation"] <= 20 and metrics["num_test"] == 80
     assert metrics["trim_silence"] is True
     assert main(["evaluate", str(out / "model.keras"), "--folds", "3", "--trim-silence",
                  "--data", str(shared_data / "esc10" / "meta.csv")]) == 0

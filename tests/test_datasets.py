@@ -332,3 +332,54 @@ def test_real_esc10(tmp_path):
     for w, path in zip(few.waveforms, few.paths):
         native = clips.waveforms[clips.paths.index(path)]
         assert len(w) == int(np.ceil(len(native) * 16000 / 44100))
+
+
+def test_natural_order_of_class_names(tmp_path):
+    assert datasets.natural_order(["two", "Ten", "zero", "nine"]) == [
+        "zero", "two", "nine", "Ten"]
+    assert datasets.natural_order(["class10", "class2", "b", "A"]) == [
+        "A", "b", "class2", "class10"]
+    for name in ("zero", "one", "two", "three", "four", "five", "six", "seven",
+                 "eight", "nine"):
+        write_wav(tmp_path / "digits" / name / "a.wav", clip(0.1))
+    clips = datasets.from_folder(tmp_path / "digits")
+    assert clips.class_names[:3] == ["zero", "one", "two"]
+    assert clips.class_names[-1] == "nine"
+
+
+def test_validation_split_keeps_groups_together():
+    # Speakers spanning every class: whole speakers are held out.
+    clips = make_clipset()
+    train, val = datasets.validation_split(clips, 0.2, seed=3)
+    assert set(val.groups).isdisjoint(train.groups)
+    assert len(val) + len(train) == len(clips) and len(val) > 0
+    # Groups inside a class (clips cut from one recording): stratified by class.
+    waves = [np.zeros(10, "float32")] * 12
+    labels = [0] * 6 + [1] * 6
+    groups = ["r1", "r1", "r2", "r3", "r4", "r5", "r6", "r6", "r7", "r8", "r9", "r10"]
+    clips = datasets.ClipSet(waves, labels, ["a", "b"], 8000, groups=groups)
+    train, val = datasets.validation_split(clips, 0.34, seed=0)
+    assert set(val.groups).isdisjoint(train.groups)
+    assert np.bincount(val.labels, minlength=2).tolist() == [2, 2]
+    # No groups: a stratified split.
+    plain = datasets.ClipSet(waves, labels, ["a", "b"], 8000)
+    assert np.bincount(datasets.validation_split(plain, 0.34)[1].labels).tolist() == [2, 2]
+    with pytest.raises(ValueError, match="fraction"):
+        datasets.validation_split(plain, 1.5)
+
+
+def test_esc_file_names_give_source_groups(tmp_path):
+    for name in ("1-100-A", "1-100-B", "2-200-A"):
+        write_wav(tmp_path / f"{name}.ogg.wav", clip(0.1))
+    (tmp_path / "meta.csv").write_text(
+        "path,fold,target,category\n1-100-A.ogg.wav,1,0,dog\n1-100-B.ogg.wav,1,0,dog\n"
+        "2-200-A.ogg.wav,2,1,rain\n")
+    clips = datasets.from_csv(tmp_path / "meta.csv")
+    assert clips.groups is None  # ".ogg.wav" stems are not ESC names
+    for name in ("1-100-A", "1-100-B", "2-200-A"):
+        (tmp_path / f"{name}.ogg.wav").rename(tmp_path / f"{name}.wav")
+    (tmp_path / "meta.csv").write_text(
+        "path,fold,target,category\n1-100-A.wav,1,0,dog\n1-100-B.wav,1,0,dog\n"
+        "2-200-A.wav,2,1,rain\n")
+    clips = datasets.from_csv(tmp_path / "meta.csv")
+    assert clips.groups == ["100", "100", "200"]

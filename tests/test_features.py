@@ -67,6 +67,21 @@ def test_deltas_follow_the_htk_regression():
     assert d[0, 0, 0] == pytest.approx((1 * 2 + 2 * 4) / 10)  # edge repeated
 
 
+def test_logmel_delta_order_one_gives_two_channels():
+    from keras_speechmix.features import _delta
+
+    one = LogMelSpectrogram(sample_rate=8000, num_mel_bins=20, deltas=True, delta_order=1)
+    two = LogMelSpectrogram(sample_rate=8000, num_mel_bins=20, deltas=True)
+    x = np.random.default_rng(0).normal(size=(2, 8000)).astype("float32")
+    a, b = one(x).numpy(), two(x).numpy()
+    assert a.shape[-1] == 2 and b.shape[-1] == 3
+    np.testing.assert_allclose(a, b[..., :2], atol=1e-5)
+    np.testing.assert_allclose(a[..., 1], _delta(tf.constant(a[..., 0])).numpy(), atol=1e-4)
+    assert one.get_config()["delta_order"] == 1
+    with pytest.raises(ValueError, match="delta_order"):
+        LogMelSpectrogram(deltas=True, delta_order=3)
+
+
 def test_logmel_in_tf_data():
     layer = LogMelSpectrogram(num_mel_bins=32, deltas=True)
     ds = tf.data.Dataset.from_tensor_slices(np.zeros((4, 8000), np.float32))

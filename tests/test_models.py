@@ -180,3 +180,53 @@ def test_logmel_cnn_default_points_follow_filters():
     assert mix_names(model) == ["mix_input", "mix_block1", "mix_block2",
                                 "mix_pooled"]
     assert mix_names(logmel_cnn(3, mix_points="block3")) == ["mix_block3"]
+
+
+def test_logmel_cnn_dense_head_flattens_and_adds_points():
+    model = logmel_cnn(4, filters=(8, 16), pooling="flatten", dense_units=(32, 16),
+                       mix_points=("input", "dense1", "dense2"))
+    assert mix_names(model) == ["mix_input", "mix_dense1", "mix_dense2"]
+    # 101 frames x 64 bands pooled twice: 26 x 16 positions of 16 channels.
+    assert model.get_layer("pool").output.shape == (None, 26 * 16 * 16)
+    assert model.get_layer("mix_dense2").output.shape == (None, 16)
+    assert model.predict(waves(2, 16000), verbose=0).shape == (2, 4)
+    # The default points stay SpeechMix's: the input, the blocks and pooled.
+    assert mix_names(logmel_cnn(4, filters=(8,), dense_units=(8,))) == [
+        "mix_input", "mix_block1", "mix_pooled"]
+    with pytest.raises(ValueError, match="pooling"):
+        logmel_cnn(4, pooling="max")
+    with pytest.raises(ValueError, match="dense_units"):
+        logmel_cnn(4, dense_units=(0,))
+
+
+def test_piczak_cnn_follows_the_paper_at_41_frames():
+    from keras_speechmix.models import piczak_cnn
+
+    model = piczak_cnn(10)
+    assert model.input_shape == (None, 20480)
+    assert model.get_layer("logmel").output.shape == (None, 41, 60, 2)  # + delta
+    assert model.get_layer("conv1").kernel.shape == (6, 57, 2, 80)
+    assert model.get_layer("pool1").output.shape == (None, 12, 1, 80)
+    assert model.get_layer("pool2").output.shape == (None, 3, 1, 80)
+    assert model.get_layer("fc2").kernel.shape == (5000, 5000)
+    # 26.3 M parameters, as Piczak's network plus its batch norms.
+    assert 26.3e6 < model.count_params() < 26.4e6
+    assert mix_names(model) == ["mix_input", "mix_block1", "mix_block2"]
+    dropouts = [l.rate for l in model.layers if isinstance(l, keras.layers.Dropout)]
+    assert dropouts == [0.5, 0.5, 0.5]
+
+
+def test_piczak_cnn_points_and_errors():
+    from keras_speechmix.models import piczak_cnn
+
+    model = piczak_cnn(3, hidden_units=16,
+                       mix_points=("fc2", "waveform", "block2", "fc1"))
+    assert mix_names(model) == ["mix_waveform", "mix_block2", "mix_fc1", "mix_fc2"]
+    probs = model.predict(waves(2, 20480), verbose=0)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    with pytest.raises(ValueError, match="mix_points"):
+        piczak_cnn(3, mix_points=("block3",))
+    with pytest.raises(ValueError, match="at least 20"):
+        piczak_cnn(3, input_length=8000)
+    with pytest.raises(ValueError, match="num_mel_bins"):
+        piczak_cnn(3, num_mel_bins=40)
