@@ -13,7 +13,7 @@ setup(
     install_requires=["tensorflow>=2.16", "keras>=3.5", "numpy"],
     extras_require={
         "audio": ["tensorflow-io>=0.37", "espeakng-loader>=0.2", "matplotlib>=3.7"],
-        "dev": ["pytest>=8", "hypothesis>=6", "jax[cpu]>=0.4.30"],
+        "dev": ["pytest>=8", "hypothesis>=6", "jax[cpu]>=0.4.30", "scipy"],
     },
     entry_points={"console_scripts": ["speechmix=keras_speechmix.cli:main"]},
     license="Apache-2.0",

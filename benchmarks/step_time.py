@@ -9,6 +9,10 @@ machine without TensorFlow:
 Each variant (plain `model.train_on_batch`, and the SpeechMix view with each
 mixing point forced active, or none) is timed round-robin on the same batch;
 the JSON gives medians and ratios to plain.
+
+It then times `PartnerBatches` (the PyDataset that draws plans in NumPy)
+against a plain PyDataset over the same arrays (`pydataset_rates`), so one
+run gives the loader's batches/s beside the model's steps/s.
 """
 
 import argparse
@@ -25,7 +29,7 @@ if str(REPO) not in sys.path:
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_speechmix import SpeechMix, models  # noqa: E402
+from keras_speechmix import PartnerBatches, SpeechMix, models  # noqa: E402
 
 LOGMEL_POINTS = ("input", "block1", "block2", "block3", "pooled")
 ENVNET_POINTS = (0, 1, 2, 3, 4)
@@ -103,6 +107,74 @@ def step_times(net, cfg, num_classes=10, jit=False, device_inputs=False):
     return result
 
 
+class PlainBatches(keras.utils.PyDataset):
+    """What `fit(x, y)` feeds, as a PyDataset: shuffled rows, one-hot labels."""
+
+    def __init__(self, x, y, batch_size, num_classes, seed=0):
+        super().__init__()
+        self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
+        self.eye = np.eye(num_classes, dtype=np.float32)
+        self.epoch = 0
+        self.order = np.random.default_rng([seed, 0]).permutation(len(y))
+
+    def __len__(self):
+        return len(self.y) // self.batch_size
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        self.order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.y))
+
+    def __getitem__(self, index):
+        rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        return self.x[rows], self.eye[self.y[rows]]
+
+
+def pydataset_rates(x, y, batch, num_classes, mix_points, num_batches, sample_rate=None):
+    """Times batches of `PartnerBatches` against `PlainBatches` on the same arrays.
+
+    Each loader first runs one whole epoch untimed (BC gains are measured
+    once per clip then), then `num_batches` batches of each are fetched
+    round-robin, so load from other processes hits all alike, with epochs
+    wrapping as in `fit`. Single-threaded `__getitem__` calls, as with
+    `workers=1`.
+    """
+    loaders = {
+        "plain_pydataset": PlainBatches(x, y, batch, num_classes),
+        "partner_batches": PartnerBatches(
+            x, y, batch, num_classes=num_classes, mix_points=mix_points, seed=0),
+        "partner_batches_bc": PartnerBatches(
+            x, y, batch, num_classes=num_classes, mix_points=mix_points, seed=0,
+            ratio="bc", partners="different_class", sample_rate=sample_rate),
+    }
+    names = list(loaders)
+    for loader in loaders.values():
+        for index in range(len(loader)):
+            loader[index]
+        loader.on_epoch_end()
+    times = {name: [] for name in names}
+    for step in range(num_batches):
+        order = names[step % len(names):] + names[:step % len(names)]
+        for name in order:
+            loader = loaders[name]
+            index = step % len(loader)
+            if step and index == 0:
+                loader.on_epoch_end()
+            t0 = time.perf_counter()
+            loader[index]
+            times[name].append(time.perf_counter() - t0)
+    plain = np.asarray(times["plain_pydataset"])
+    rates = {}
+    for name in names:
+        t = np.asarray(times[name])
+        rates[name] = {"median_ms": 1000 * float(np.median(t)),
+                       "batches_per_s": float(len(t) / t.sum()),
+                       "time_ratio_to_plain": float(np.median(t) / np.median(plain)),
+                       "paired_ratio_median": float(np.median(t / plain)),
+                       "batches": len(t)}
+    return {"batch_size": batch, "input_shape": list(x.shape[1:]), "clips": len(x),
+            "rates": rates}
+
+
 def backend_device():
     """The device Keras' backend computes on, in words."""
     backend = keras.backend.backend()
@@ -144,12 +216,19 @@ def main(argv=None):
                "command": " ".join(sys.argv), "jit_compile": args.jit == "on",
                "device_inputs": args.device_inputs,
                "step_time": {}}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     for net in args.nets.split(","):
         payload["step_time"][net] = step_times(net, configs[net], jit=args.jit == "on",
                                                device_inputs=args.device_inputs)
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(payload, indent=2))
+    # The loader on the log-mel net's input: noise clips, 10 classes, 5 points.
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal((64 * args.batch, 16000))).astype(np.float32)
+    loader = pydataset_rates(x, np.arange(len(x)) % 10, args.batch, 10,
+                             len(LOGMEL_POINTS), num_batches=200, sample_rate=16000)
+    payload["pydataset"] = loader
+    out.write_text(json.dumps(payload, indent=2))
     print(f"backend {payload['backend']}, device {payload['device']}, "
           f"jit_compile={payload['jit_compile']}, batch {args.batch}, "
           f"inputs on device: {args.device_inputs}")
@@ -158,7 +237,20 @@ def main(argv=None):
         for name, v in result["variants"].items():
             print(f"{net:7s} {name:15s} {1000 * v['median_s']:10.2f} "
                   f"{v['ratio_to_plain']:7.3f} {v['paired_ratio_median']:7.3f}")
+    print_pydataset_rates(loader, payload["step_time"].get("logmel", {}).get("plain_steps_per_s"))
     return payload
+
+
+def print_pydataset_rates(result, model_steps_per_s=None):
+    """Prints `pydataset_rates`' table, with the ratio to the model's steps/s."""
+    print(f"\nPyDataset loaders ({result['clips']} clips of {result['input_shape']}, "
+          f"batch {result['batch_size']}, one thread):")
+    print(f"{'loader':20s} {'ms/batch':>9s} {'batches/s':>10s} {'x plain time':>13s} "
+          f"{'x model':>8s}")
+    for name, v in result["rates"].items():
+        over = v["batches_per_s"] / model_steps_per_s if model_steps_per_s else float("nan")
+        print(f"{name:20s} {v['median_ms']:9.3f} {v['batches_per_s']:10.1f} "
+              f"{v['time_ratio_to_plain']:13.3f} {over:8.1f}")
 
 
 if __name__ == "__main__":

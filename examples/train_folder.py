@@ -1,11 +1,13 @@
 """Train on your own folder of clips (one subfolder per class), save the model.
 
-    python examples/train_folder.py PATH/TO/FOLDER --epochs 40 --out my-run
+    python examples/train_folder.py PATH/TO/FOLDER --out my-run
 
 Clips are decoded (WAV, FLAC, OGG, MP3), resampled to 16 kHz, split 80/20
-stratified, and a log-mel CNN is trained with SpeechMix, with progress bars.
-Unreadable files are skipped and listed. The saved `model.keras` takes raw
-16 kHz waveforms of the printed length and predicts class probabilities.
+stratified, and the default network is trained with SpeechMix and the
+default recipe (`experiment.RECIPE`), with progress output. Unreadable files
+are skipped and listed. The saved `model.keras` takes raw 16 kHz waveforms
+of the printed length and predicts class probabilities. (`speechmix train
+--data FOLDER` does the same with a validation split and pictures.)
 """
 
 import argparse
@@ -16,7 +18,7 @@ from keras_speechmix import datasets
 from keras_speechmix.experiment import train_clips
 
 
-def main(folder, epochs=40, out="speechmix-folder-run", sample_rate=16000, verbose=1):
+def main(folder, epochs=None, out="speechmix-folder-run", sample_rate=16000, verbose=2):
     clips = datasets.from_folder(folder, sample_rate=sample_rate)
     print(clips.summary())
     for path, reason in clips.report.skipped:
@@ -36,7 +38,8 @@ def main(folder, epochs=40, out="speechmix-folder-run", sample_rate=16000, verbo
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder")
-    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="default: the recipe's (200 with SpeechMix)")
     parser.add_argument("--out", default="speechmix-folder-run")
     args = parser.parse_args()
     main(args.folder, args.epochs, args.out)

@@ -1,15 +1,17 @@
 """SpeechMix for Keras: mixup of hidden activations for sound classifiers.
 
 The layer (`HiddenMixup`) and the training view (`SpeechMix`) use only
-`keras.ops`; the tf.data side (`partner_batches`, `gain_db`, the callbacks)
-is imported on first use, so the model side also runs where only Keras and
-a JAX or PyTorch backend are installed.
+`keras.ops`, and `PartnerBatches` (a `keras.utils.PyDataset`) and
+`PlanSampler` draw plans in NumPy; the tf.data side (`partner_batches`,
+`gain_db`, the callbacks) is imported on first use, so training also runs
+where only Keras and a JAX or PyTorch backend are installed.
 
 Example:
 
 >>> import keras_speechmix as ksm
->>> sorted(n for n in ("HiddenMixup", "SpeechMix", "partner_batches") if hasattr(ksm, n))
-['HiddenMixup', 'SpeechMix', 'partner_batches']
+>>> sorted(n for n in ("HiddenMixup", "SpeechMix", "partner_batches",
+...                    "PartnerBatches") if hasattr(ksm, n))
+['HiddenMixup', 'PartnerBatches', 'SpeechMix', 'partner_batches']
 """
 
 import importlib
@@ -34,6 +36,8 @@ if _run_as_command():
 
 from keras_speechmix.layer import HiddenMixup, active_plan, plan_scope  # noqa: E402
 from keras_speechmix.view import SpeechMix, mix_layers  # noqa: E402
+from keras_speechmix.plans import PlanSampler  # noqa: E402
+from keras_speechmix.pydataset import PartnerBatches  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -47,7 +51,7 @@ _LAZY = {
 }
 
 __all__ = ["HiddenMixup", "SpeechMix", "mix_layers", "active_plan", "plan_scope",
-           *_LAZY]
+           "PartnerBatches", "PlanSampler", *_LAZY]
 
 
 def __getattr__(name):

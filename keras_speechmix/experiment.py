@@ -238,7 +238,7 @@ def _accuracy(model, clips, length, crops):
 def train_clips(train, test=None, mix="speechmix", epochs=None, seed=0,
                 length=None, batch_size=None, learning_rate=None, verbose=1,
                 alpha=None, model=None, validation=None, mix_off=None,
-                crops=10):
+                crops=10, callbacks=()):
     """Trains a reference network on `train` with method `mix`.
 
     The recipe's defaults (`RECIPE`) fill every argument left `None`.
@@ -263,6 +263,7 @@ def train_clips(train, test=None, mix="speechmix", epochs=None, seed=0,
         model: a name from `NETWORKS` (default: the recipe's).
         mix_off: share of the last epochs trained without mixing.
         crops: windows per clip when scoring.
+        callbacks: more Keras callbacks for `fit`.
 
     Returns:
         `(model, result)`: the plain trained model and a dict with
@@ -292,7 +293,7 @@ def train_clips(train, test=None, mix="speechmix", epochs=None, seed=0,
     steps = max(1, len(train) // batch_size)
     optimizer = network["optimizer"](learning_rate or network["learning_rate"],
                                      epochs * steps)
-    callbacks = []
+    callbacks = list(callbacks)
     if mixing is not None:
         mixing = dict(mixing)
         if alpha is not None:

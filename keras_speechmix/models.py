@@ -436,22 +436,7 @@ def logmel_cnn(num_classes, sample_rate=16000, input_length=16000,
         )
 
     candidates = _logmel_candidates(len(filters), len(dense_units))
-    if mix_points is None:
-        mix_points = candidates[1:len(filters) + 3]
-    if isinstance(mix_points, str):
-        mix_points = (mix_points,)
-    try:
-        mix_points = tuple(mix_points)
-    except TypeError:
-        mix_points = (mix_points,)
-    unknown = [p for p in mix_points if p not in candidates]
-    if unknown or not mix_points or len(set(mix_points)) != len(mix_points):
-        raise ValueError(
-            "`mix_points` must be a non-empty collection of distinct names "
-            f"from {candidates}; received mix_points={mix_points!r}"
-            + (f" (unknown: {unknown})." if unknown else ".")
-        )
-    points = frozenset(mix_points)
+    points = _check_points(mix_points, candidates, candidates[1:len(filters) + 3])
 
     def mix(h, point):
         if point not in points:

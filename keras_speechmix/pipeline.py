@@ -17,6 +17,10 @@ per-sample tensors:
 
 Elements come out as `((x, plan), y_mixed)` or `((x, plan), y_mixed,
 weight_mixed)`, ready for `fit` on the training view `SpeechMix(model)`.
+
+The sampling rules are written down in `keras_speechmix.plans`, whose NumPy
+`PlanSampler` draws the same plans for loaders other than tf.data
+(`PartnerBatches`, grain); tests check that both follow them.
 """
 
 import math
@@ -25,67 +29,22 @@ import random
 import tensorflow as tf
 
 from keras_speechmix.gain import gain_db
+from keras_speechmix.plans import check_args
 
 __all__ = ["partner_batches", "PLAN_KEYS"]
 
 PLAN_KEYS = ("partner", "ratio", "point")
-_RATIOS = ("beta", "bc")
-_PARTNERS = ("random", "different_class", "balanced")
-_LABEL_MODES = ("weighted", "union")
 
 
 def _check_args(batch_size, num_classes, mix_points, alpha, ratio, partners,
                 label_smoothing, label_mode, prob, num_replicas,
                 drop_remainder):
-    def positive_int(name, value, minimum):
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(
-                f"`{name}` must be an integer >= {minimum}; received "
-                f"{name}={value!r}."
-            )
-
-    positive_int("num_classes", num_classes, 2)
-    positive_int("mix_points", mix_points, 1)
-    positive_int("batch_size", batch_size, 1)
-    positive_int("num_replicas", num_replicas, 1)
-    alpha = _initial(alpha)
-    prob = _initial(prob)
-    if not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha <= 0:
-        raise ValueError(
-            "`alpha` (the Beta(alpha, alpha) parameter) must be a finite "
-            f"number > 0; received alpha={alpha!r}."
-        )
-    for name, value, allowed in (("ratio", ratio, _RATIOS),
-                                 ("partners", partners, _PARTNERS),
-                                 ("label_mode", label_mode, _LABEL_MODES)):
-        if value not in allowed:
-            raise ValueError(
-                f"`{name}` must be one of {allowed}; received {name}={value!r}."
-            )
-    if not 0.0 <= label_smoothing < 1.0:
-        raise ValueError(
-            "`label_smoothing` must be in [0, 1); received "
-            f"label_smoothing={label_smoothing!r}."
-        )
-    if not 0.0 <= prob <= 1.0:
-        raise ValueError(f"`prob` must be in [0, 1]; received prob={prob!r}.")
-    if prob > 0 and batch_size // num_replicas < 2:
-        raise ValueError(
-            "Mixing needs at least 2 clips per replica batch to find partners; "
-            f"received batch_size={batch_size} over num_replicas={num_replicas}."
-        )
-    if batch_size % num_replicas:
-        raise ValueError(
-            f"`batch_size`={batch_size} must be divisible by "
-            f"`num_replicas`={num_replicas}: partners are drawn inside each "
-            "replica's equal shard of the batch."
-        )
-    if num_replicas > 1 and not drop_remainder:
-        raise ValueError(
-            "With num_replicas > 1 use drop_remainder=True: a short last batch "
-            "is split unevenly across replicas and partner indices could "
-            "cross shard boundaries."
-        )
+    # One set of checks, and so the same errors, for this and PartnerBatches.
+    check_args(num_classes=num_classes, mix_points=mix_points,
+               alpha=_initial(alpha), ratio=ratio, partners=partners,
+               label_smoothing=label_smoothing, label_mode=label_mode,
+               prob=_initial(prob), num_replicas=num_replicas,
+               batch_size=batch_size, drop_remainder=drop_remainder)
 
 
 def _initial(value):

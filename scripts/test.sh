@@ -6,4 +6,4 @@ source "$(dirname "$0")/env.sh"
 python -m pytest -q -p no:cacheprovider "$@" tests
 KERAS_BACKEND=jax python -m pytest -q -p no:cacheprovider "$@" \
   tests/test_layer.py tests/test_view.py tests/test_reliability.py \
-  tests/test_features_beyond.py tests/test_training.py
+  tests/test_features_beyond.py tests/test_training.py tests/test_pydataset.py

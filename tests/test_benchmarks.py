@@ -98,6 +98,13 @@ def test_speed_tiny(tmp_path):
         assert finite(rate["batches_per_s"]) and rate["batches_per_s"] > 0, name
         assert finite(pipeline["pipeline_over_model"][name])
     assert finite(pipeline["model_steps_per_s"])
+    loaders = payload["pydataset"]
+    assert set(loaders["rates"]) == {"plain_pydataset", "partner_batches",
+                                     "partner_batches_bc"}
+    for name, rate in loaders["rates"].items():
+        assert finite(rate["batches_per_s"]) and rate["batches_per_s"] > 0, name
+        assert finite(rate["time_ratio_to_plain"]) and finite(loaders["over_model"][name])
+    assert "x plain time" in stdout
 
 
 def test_shared_data_path_matches_benchmarks():

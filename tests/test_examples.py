@@ -1,6 +1,7 @@
 """Every example runs at a tiny size, so examples never rot."""
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +70,19 @@ def test_tutorial_audio():
     accuracy = load("tutorial_audio").main(epochs=2)
     assert set(accuracy) == {"plain", "speechmix"}
     assert all(0.0 <= value <= 1.0 for value in accuracy.values())
+
+
+def test_pydataset_jax():
+    # TensorFlow hidden (tests/no_tensorflow.py): the example needs none.
+    code = (
+        "import runpy, sys, tests.no_tensorflow\n"
+        "sys.argv = [sys.argv[1], '--epochs', '4']\n"
+        "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+        "assert 'tensorflow' not in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", code, str(EXAMPLES / "pydataset_jax.py")],
+                          capture_output=True, text=True, timeout=300, cwd=EXAMPLES.parent,
+                          env={**os.environ, "KERAS_BACKEND": "jax"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "backend: jax" in done.stdout
+    first, last = done.stdout.split("mixed training loss: ")[1].split(" (")[0].split(" -> ")
+    assert np.isfinite([float(first), float(last)]).all()
