@@ -252,13 +252,7 @@ def envnet_v2(num_classes, input_length=66650, mix_points=(0, 1, 2, 3, 4),
         1.0, "fan_in", "untruncated_normal")
     epsilon = 2e-5
 
-    def mix(h, point):
-        if point not in points:
-            return h
-        # The authors always mix waveforms with BC's gain-aware rule; hidden
-        # points follow the plan ("sound" with gains, else "normal").
-        rule = "sound" if point == 0 else "auto"
-        return HiddenMixup(rule=rule, name=f"mix_{point}")(h)
+    mix = _mixer(points, waveform_point=0)
 
     inputs = keras.Input((input_length,), name="waveform")
     h = mix(inputs, 0)
@@ -438,13 +432,7 @@ def logmel_cnn(num_classes, sample_rate=16000, input_length=16000,
     candidates = _logmel_candidates(len(filters), len(dense_units))
     points = _check_points(mix_points, candidates, candidates[1:len(filters) + 3])
 
-    def mix(h, point):
-        if point not in points:
-            return h
-        # Waveforms mix with BC's gain-aware rule, as the SpeechMix authors
-        # do at their input point; elsewhere the plan decides.
-        rule = "sound" if point == "waveform" else "auto"
-        return HiddenMixup(rule=rule, name=f"mix_{point}")(h)
+    mix = _mixer(points)
 
     inputs = keras.Input((input_length,), name="waveform")
     h = mix(inputs, "waveform")
@@ -487,6 +475,21 @@ def logmel_cnn(num_classes, sample_rate=16000, input_length=16000,
 
 _PICZAK_CANDIDATES = ("waveform", "input", "block1", "block2", "fc1", "fc2")
 _PICZAK_DEFAULT_POINTS = ("input", "block1", "block2")
+
+
+def _mixer(points, waveform_point="waveform"):
+    """`mix(h, point)`: `h` through a HiddenMixup if `point` is chosen, else `h`.
+
+    The authors always mix waveforms with BC's gain-aware rule ("sound");
+    hidden points follow the plan ("sound" with gains, else "normal").
+    """
+    def mix(h, point):
+        if point not in points:
+            return h
+        rule = "sound" if point == waveform_point else "auto"
+        return HiddenMixup(rule=rule, name=f"mix_{point}")(h)
+
+    return mix
 
 
 def _check_points(mix_points, candidates, default):
@@ -603,11 +606,7 @@ def piczak_cnn(num_classes, sample_rate=22050, input_length=20480,
             f"{sample_rate} Hz; Piczak's CNN needs at least 20 (about "
             f"{int(19 * 512 * sample_rate / 22050)} samples).")
 
-    def mix(h, point):
-        if point not in points:
-            return h
-        rule = "sound" if point == "waveform" else "auto"
-        return HiddenMixup(rule=rule, name=f"mix_{point}")(h)
+    mix = _mixer(points)
 
     inputs = keras.Input((input_length,), name="waveform")
     h = mix(inputs, "waveform")
