@@ -48,6 +48,7 @@ _LAZY = {
     "MixWarmup": "keras_speechmix.callbacks",
     "MixOff": "keras_speechmix.callbacks",
     "MixLogger": "keras_speechmix.callbacks",
+    "EpochClock": "keras_speechmix.epochs",
 }
 
 __all__ = ["HiddenMixup", "SpeechMix", "mix_layers", "active_plan", "plan_scope",

@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 __all__ = ["main"]
@@ -98,6 +99,31 @@ def _parser():
     train.add_argument("--trim-silence", action="store_true",
                        help="cut leading/trailing digital silence from every clip "
                             "(as BC learning / SpeechMix prepare ESC-10/50)")
+    train.add_argument("--stream", action="store_true",
+                       help="read the files from disk as training goes instead of "
+                            "decoding them all into memory first (for large sets)")
+    train.add_argument("--memory-budget", type=float, default=_default_budget_gb(),
+                       help="stream automatically when the decoded clips would take "
+                            "more than this many GB (default: half the RAM, "
+                            "%(default).1f)")
+    train.add_argument("--cache", default=None, metavar="DIR",
+                       help="stream, having decoded and resampled every file once into "
+                            "DIR (NumPy arrays at the network's rate): "
+                            "compressed or resampled files otherwise cost their decode "
+                            "every epoch")
+    train.add_argument("--max-skipped", type=_fraction, default=0.05,
+                       help="when streaming, stop once more than this share of file "
+                            "reads failed (default %(default)s)")
+    train.add_argument("--backup", default=None, metavar="DIR",
+                       help="back the training state up to DIR after every epoch; "
+                            "run the same command again after a crash to go on from "
+                            "the last finished epoch (same clips and plans as an "
+                            "uninterrupted run)")
+    train.add_argument("--save-every", type=int, default=None, metavar="STEPS",
+                       help="with several workers (TF_CONFIG), also back up every STEPS "
+                            "steps and resume mid-epoch")
+    train.add_argument("--collective-timeout", type=float, default=120.0,
+                       help=argparse.SUPPRESS)  # seconds; tests make it short
     train.add_argument("--quiet", action="store_true", help="no progress lines")
 
     evaluate = commands.add_parser("evaluate", help="accuracy and confusion of a saved model")
@@ -110,6 +136,13 @@ def _parser():
                           help="cut leading/trailing digital silence (as in training)")
     evaluate.add_argument("--json", action="store_true", help="print JSON only")
     return parser
+
+
+def _default_budget_gb():
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 / 1e9
+    except (ValueError, OSError, AttributeError):
+        return 8.0
 
 
 def _split(clips, spec, train_folds, test_folds, seed):
@@ -181,6 +214,22 @@ def _report_load(report, out, shown=20):
               + (f"; all are listed in {out / 'skipped.csv'}" if out is not None else ""))
     elif out is not None:
         print(f"  (also listed in {out / 'skipped.csv'})")
+
+
+def _report_stream_skips(log, out, listed=(), shown=20):
+    """Lists the files a stream skipped (first `shown`) and writes them all out,
+    with those the listing left out (`listed`), to OUT/skipped.csv."""
+    if not log.skipped:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    log.write_csv(out / "skipped.csv", listed)
+    print(f"Skipped {len(log.skipped)} unreadable files while streaming "
+          f"({log.failed_reads} of {log.reads} reads failed):")
+    for path, reason in sorted(log.skipped.items())[:shown]:
+        print(f"  {path}: {reason.removeprefix(f'{path}: ')}")
+    more = len(log.skipped) - shown
+    print(f"  {'... and ' + str(more) + ' more; ' if more > 0 else '('}all are listed in "
+          f"{out / 'skipped.csv'}{'' if more > 0 else ')'}")
 
 
 def _progress(every):
@@ -342,30 +391,75 @@ def run_demo(args):
 
 def run_train(args):
     """`speechmix train`: one method on one dataset; saves model, metrics, pictures."""
-    from keras_speechmix import datasets, experiment, plots
+    from keras_speechmix import datasets, experiment, multiworker, plots, streaming
 
     rate = args.sample_rate or experiment.NETWORKS[args.model]["sample_rate"]
     out = Path(args.out)
-    clips = _load(args.data, rate, args.trim_silence, out)
+    files = streaming.list_files(args.data, rate)
+    stream = args.stream or bool(args.cache)
+    if not stream and files.estimated_bytes() > args.memory_budget * 1e9:
+        stream = True
+        print(f"The decoded clips would take about {files.estimated_bytes() / 1e9:.1f} GB, "
+              f"more than --memory-budget {args.memory_budget:.1f} GB: streaming them "
+              "from disk instead")
+    if stream:
+        if args.trim_silence:
+            raise ValueError("--trim-silence needs the clips in memory; drop --stream "
+                             "(or trim the files beforehand)")
+        if files.multi_label:
+            raise ValueError(
+                f"{args.data} is multi-label; speechmix train trains single-label "
+                "classifiers (softmax). Stream it with keras_speechmix.streaming into a "
+                "sigmoid-output model of your own.")
+        print(files.summary())
+        _report_load(files.report, out)
+        if args.cache:
+            started = time.perf_counter()
+            files = files.cached(args.cache)
+            print(f"Decoded and resampled the files once into {args.cache} "
+                  f"({time.perf_counter() - started:.0f} s; later runs reuse them)")
+        elif any(Path(p).suffix.lower() in (".ogg", ".mp3", ".flac") for p in files.paths):
+            print("Note: compressed files are decoded (and resampled) again every epoch; "
+                  "--cache DIR does it once")
+        clips = files
+    else:
+        clips = _load(args.data, rate, args.trim_silence, out)
     (train, test), split = _split(clips, args.data, args.train_folds, args.test_folds,
                                   args.seed)
     validation = None
     if args.validation:
         train, validation = datasets.validation_split(train, args.validation, args.seed)
+    workers = multiworker.worker_count()
+    if workers > 1:
+        print(f"Training on {workers} workers (TF_CONFIG, MultiWorkerMirroredStrategy); "
+              f"this is worker {multiworker.worker_index()}; each reads 1/{workers} "
+              "of the training clips")
     print(f"Split: {split}: {len(train)} train / "
           + (f"{len(validation)} validation (held out of the training data, for the "
              "curves) / " if validation is not None else "")
           + f"{len(test)} test clips (scored once, after training)")
     length = None if args.clip_seconds is None else int(args.clip_seconds * rate)
-    model, result = experiment.train_clips(
-        train, test, validation=validation, mix=args.mix, model=args.model,
-        epochs=args.epochs, seed=args.seed, length=length,
-        batch_size=args.batch_size, mix_off=args.mix_off, verbose=0,
-        callbacks=[] if args.quiet else [_progress(10)])
+    try:
+        model, result = experiment.train_clips(
+            train, test, validation=validation, mix=args.mix, model=args.model,
+            epochs=args.epochs, seed=args.seed, length=length,
+            batch_size=args.batch_size, mix_off=args.mix_off, verbose=0,
+            callbacks=[] if args.quiet else [_progress(10)],
+            max_skipped=args.max_skipped, backup_dir=args.backup,
+            save_every=args.save_every)
+    finally:
+        if stream:
+            _report_stream_skips(files.skips, out, files.report.skipped)
+    rank = multiworker.worker_index()
+    if rank:
+        print(f"Worker {rank} done: the chief (worker 0) writes the model and metrics.")
+        return result
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "model.keras")
     result.update(split=split, data=str(args.data), trim_silence=args.trim_silence,
-                  load_report=dataclasses.asdict(clips.report))
+                  streamed=stream, load_report=dataclasses.asdict(clips.report))
+    if stream:
+        result["skipped_files"] = dict(sorted(files.skips.skipped.items()))
     (out / "metrics.json").write_text(json.dumps(result, indent=2, default=str))
     plots.plot_curves([result], out / "curves.png")
     plots.plot_confusion([result], out / "confusion.png")
@@ -379,7 +473,8 @@ def run_train(args):
     print(f"  test ({result['num_test']} clips, scored once): "
           f"{100 * result['test_accuracy']:.1f} %")
     print(f"Wrote {out / 'model.keras'}, metrics.json, curves.png, confusion.png"
-          + (", skipped.csv" if clips.report.skipped else ""))
+          + (", skipped.csv" if clips.report.skipped or (stream and files.skips.skipped)
+             else ""))
     return result
 
 
@@ -458,6 +553,16 @@ def main(argv=None):
     >>> # main(["demo", "--out", "speechmix-out"])
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"]:
+        from keras_speechmix import multiworker
+
+        # Before anything else touches TensorFlow (the parser's imports load
+        # tensorflow-io, which runs an op): collectives are set up first or never.
+        early = argparse.ArgumentParser(add_help=False)
+        early.add_argument("--collective-timeout", type=float, default=120.0)
+        multiworker.strategy_from_env(early.parse_known_args(argv[1:])[0].collective_timeout)
     args = _parser().parse_args(argv)
     import tensorflow as tf
 
@@ -471,7 +576,11 @@ def main(argv=None):
     tf.get_logger().setLevel("ERROR")
     runner = {"demo": run_demo, "train": run_train, "evaluate": run_evaluate}[args.command]
     try:
-        runner(args)
+        with warnings.catch_warnings():
+            # A stream's length is unknown until its first epoch ends; Keras
+            # says so with this warning, which is expected here.
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            runner(args)
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_speechmix import audio
+from keras_speechmix.epochs import epoch_order, epoch_seeds
 
 __all__ = [
     "ClipSet",
@@ -32,6 +33,8 @@ __all__ = [
     "from_csv",
     "fsdd",
     "load",
+    "listing",
+    "Listing",
     "split_by_fold",
     "split_by_group",
     "fsdd_official_split",
@@ -256,7 +259,7 @@ class ClipSet:
         """Number of clips per class, indexed like `class_names`."""
         return np.bincount(self.labels, minlength=len(self.class_names))
 
-    def to_dataset(self, length, training=False, seed=None):
+    def to_dataset(self, length, training=False, seed=None, epoch=None):
         """An unbatched `tf.data.Dataset` of `(waveform, label)` pairs.
 
         Each waveform is fixed to `length` samples with
@@ -270,6 +273,10 @@ class ClipSet:
             length: Samples per example.
             training: Random instead of centred cropping.
             seed: Optional int seed for the random crops.
+            epoch: Optional `tf.Variable` of the current epoch
+                (`keras_speechmix.epochs.EpochClock`): with `training`, the
+                clips then come in an order, and with crops, fixed by
+                `(seed, epoch)`, so a resumed run repeats them.
 
         Returns:
             `tf.data.Dataset` with element spec
@@ -282,10 +289,16 @@ class ClipSet:
         flat = np.concatenate(self.waveforms) if self.waveforms else np.zeros(0, np.float32)
         waves = tf.RaggedTensor.from_row_lengths(flat, sizes)
         ds = tf.data.Dataset.from_tensor_slices((waves, self.labels))
-        if training:
+        if training and epoch is not None:
+            labels = tf.constant(self.labels)
+            ds = epoch_order(len(self), seed or 0, epoch).map(
+                lambda i: (waves[i], labels[i]))
+            seeds = epoch_seeds((seed or 0) + 1, epoch)
+        elif training:
             seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(
                 2, drop_remainder=True
             )
+        if training:
             ds = tf.data.Dataset.zip((ds, seeds))
             return ds.map(
                 lambda pair, s: (audio.fix_length(pair[0], length, "random", s), pair[1]),
@@ -396,12 +409,38 @@ def _describe(path, reason):
     return reason if reason.startswith(path) else f"{path}: {reason}"
 
 
-def _build(source, items, class_names, sample_rate, on_error, report, hint=""):
-    """Decodes `items` (dicts with path, label and optional fold/group/meta).
+@dataclasses.dataclass
+class Listing:
+    """The files a loader found, before any is decoded.
+
+    `items` are dicts with `path`, `label` (an int; for a multi-label CSV
+    a list of ints) and optional `fold`, `group` and `meta`. Loaders decode
+    them into a `ClipSet`; `keras_speechmix.streaming` reads them as it goes.
+
+    Example:
+
+    >>> found = Listing("my_data", [{"path": "a.wav", "label": 0}], ["yes", "no"],
+    ...                 LoadReport(found=1))
+    >>> found.items[0]["path"], found.multi_label
+    ('a.wav', False)
+    """
+
+    source: str
+    items: list
+    class_names: list
+    report: LoadReport
+    hint: str = ""
+    multi_label: bool = False
+
+
+def _build(listing, sample_rate, on_error):
+    """Decodes a `Listing` into a `ClipSet`.
 
     Raises for an empty result or a single class, warns once when files were
     skipped.
     """
+    source, items, class_names, report, hint = (
+        listing.source, listing.items, listing.class_names, listing.report, listing.hint)
     paths = [it["path"] for it in items]
     results = _decode_all(paths, on_error, report)
     rate = _resolve_rate(results, paths, sample_rate, source)
@@ -516,6 +555,10 @@ def from_folder(root, sample_rate=None, on_error="skip", extensions=AUDIO_EXTENS
     (['cat', 'dog'], 8000)
     """
     _check_on_error(on_error)
+    return _build(_list_folder(root, extensions), sample_rate, on_error)
+
+
+def _list_folder(root, extensions=AUDIO_EXTENSIONS):
     root = Path(root).expanduser()
     if not root.exists():
         raise FileNotFoundError(f"Dataset folder not found: {root}")
@@ -554,7 +597,7 @@ def from_folder(root, sample_rate=None, on_error="skip", extensions=AUDIO_EXTENS
     hint = ""
     if len(class_names) == 1 and class_names[0] == "recordings":
         hint = f" (for the Free Spoken Digit Dataset, use 'fsdd:{root}')"
-    return _build(f"from_folder({root})", items, class_names, sample_rate, on_error, report, hint)
+    return Listing(f"from_folder({root})", items, class_names, report, hint)
 
 
 def _pick(columns, candidates):
@@ -603,6 +646,18 @@ def from_csv(path, root=None, sample_rate=None, on_error="skip"):
     (['no', 'yes'], [1, 2])
     """
     _check_on_error(on_error)
+    listing = _list_csv(path, root)
+    if listing.multi_label:
+        raise ValueError(
+            f"from_csv: {path} is multi-label (a 'labels' column with several "
+            "comma-separated labels per row); in-memory ClipSets hold one label per "
+            "clip: stream it with keras_speechmix.streaming.list_files(...) or "
+            "`speechmix train --stream`"
+        )
+    return _build(listing, sample_rate, on_error)
+
+
+def _list_csv(path, root=None):
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"CSV file not found: {path}")
@@ -614,7 +669,7 @@ def from_csv(path, root=None, sample_rate=None, on_error="skip"):
         columns = {c.strip().lower(): c for c in reader.fieldnames}
         rows = list(reader)
     path_col = _pick(columns, ("path", "filename", "file"))
-    label_col = _pick(columns, ("label", "category", "class", "target"))
+    label_col = _pick(columns, ("label", "labels", "category", "class", "target"))
     if path_col is None or label_col is None:
         raise ValueError(
             f"from_csv: {path} needs a 'path' column and a 'label' (or 'category') "
@@ -656,8 +711,15 @@ def from_csv(path, root=None, sample_rate=None, on_error="skip"):
     if not entries:
         raise ValueError(f"from_csv: {path} lists no files")
 
-    names = natural_order({e["name"] for e in entries})
-    if target_col:
+    # FSD50K-style tagging sets: a `labels` column, several labels per row.
+    multi = label_col == "labels" and any("," in e["name"] for e in entries)
+    if multi:
+        for e in entries:
+            e["names"] = [n.strip() for n in e["name"].split(",") if n.strip()]
+        names = natural_order({n for e in entries for n in e["names"]})
+    else:
+        names = natural_order({e["name"] for e in entries})
+    if target_col and not multi:
         pairs = {(e["name"], e["target"]) for e in entries}
         by_name = {n: t for n, t in pairs}
         targets = list(by_name.values())
@@ -674,13 +736,14 @@ def from_csv(path, root=None, sample_rate=None, on_error="skip"):
     for e in entries:
         file = Path(e["path"]).expanduser()
         file = file if file.is_absolute() else base / file
-        item = {"path": str(file), "label": label_of[e["name"]]}
+        item = {"path": str(file),
+                "label": [label_of[n] for n in e["names"]] if multi else label_of[e["name"]]}
         if "fold" in e:
             item["fold"] = e["fold"]
         if "group" in e:
             item["group"] = e["group"]
         items.append(item)
-    return _build(f"from_csv({path})", items, names, sample_rate, on_error, report)
+    return Listing(f"from_csv({path})", items, names, report, multi_label=multi)
 
 
 def _fsdd_recordings(root):
@@ -716,6 +779,10 @@ def fsdd(root, sample_rate=None, on_error="skip"):
     >>> train, test = fsdd_official_split(clips)  # doctest: +SKIP
     """
     _check_on_error(on_error)
+    return _build(_list_fsdd(root), sample_rate, on_error)
+
+
+def _list_fsdd(root):
     folder = _fsdd_recordings(root)
     report = LoadReport()
     parsed = []
@@ -744,7 +811,40 @@ def fsdd(root, sample_rate=None, on_error="skip"):
         }
         for p, m in parsed
     ]
-    return _build(f"fsdd({folder})", items, digits, sample_rate, on_error, report)
+    return Listing(f"fsdd({folder})", items, digits, report)
+
+
+def listing(spec, extensions=AUDIO_EXTENSIONS):
+    """The files and labels a dataset spec names, before decoding (see `load`).
+
+    Example:
+
+    >>> files = listing("fsdd:~/data/fsdd")  # doctest: +SKIP
+    >>> len(files.items), files.class_names[:3]  # doctest: +SKIP
+    (3000, ['0', '1', '2'])
+    """
+    text = os.fspath(spec)
+    if text.lower().startswith("fsdd:"):
+        return _list_fsdd(text[5:])
+    path = _existing(text)
+    if path.is_dir():
+        return _list_folder(path, extensions)
+    return _list_csv(path)
+
+
+def _existing(text):
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(
+            f"Dataset not found: {text} (expected a folder of class folders, a .csv "
+            "file, or fsdd:DIR)"
+        )
+    if not path.is_dir() and path.suffix.lower() != ".csv":
+        raise ValueError(
+            f"Cannot load dataset {text}: expected a folder of class folders, a .csv "
+            "file, or fsdd:DIR"
+        )
+    return path
 
 
 def load(spec, **kwargs):
@@ -771,20 +871,10 @@ def load(spec, **kwargs):
     text = os.fspath(spec)
     if text.lower().startswith("fsdd:"):
         return fsdd(text[5:], **kwargs)
-    path = Path(text).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(
-            f"Dataset not found: {text} (expected a folder of class folders, a .csv "
-            "file, or fsdd:DIR)"
-        )
+    path = _existing(text)
     if path.is_dir():
         return from_folder(path, **kwargs)
-    if path.suffix.lower() == ".csv":
-        return from_csv(path, **kwargs)
-    raise ValueError(
-        f"Cannot load dataset {text}: expected a folder of class folders, a .csv "
-        "file, or fsdd:DIR"
-    )
+    return from_csv(path, **kwargs)
 
 
 # ---------------------------------------------------------------------------

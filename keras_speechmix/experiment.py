@@ -21,14 +21,16 @@ chosen on validation splits cut from ESC-10's training folds, never on a
 test fold; `benchmarks/NOTES.md` records how.
 """
 
+import contextlib
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_speechmix import audio, models
+from keras_speechmix import audio, models, multiworker
 from keras_speechmix.callbacks import MixOff
+from keras_speechmix.epochs import EpochClock
 from keras_speechmix.pipeline import partner_batches
 from keras_speechmix.view import SpeechMix
 
@@ -201,24 +203,37 @@ def default_length(clips, seconds=5.0):
     >>> default_length(ClipSet([np.zeros(900), np.zeros(1200)], [0, 1], ["a", "b"], 1000))
     1200
     """
-    return int(min(max(len(w) for w in clips.waveforms),
-                   round(seconds * clips.sample_rate)))
+    crop = round(seconds * clips.sample_rate)
+    if _streamed(clips):
+        return int(crop)  # lengths are unknown until the files are read
+    return int(min(max(len(w) for w in clips.waveforms), crop))
 
 
-def training_batches(model, train, length, batch_size, seed, mixing=None):
+def _streamed(clips):
+    # A streaming.FileSet; imported lazily only where it is one.
+    return not hasattr(clips, "waveforms")
+
+
+def training_batches(model, train, length, batch_size, seed, mixing=None, epoch=None):
     """What `fit` trains on: `(trainer, batches)` for one method.
 
     Without `mixing`, the model itself on shuffled one-hot batches; with it
     (a dict of `partner_batches` arguments), the `SpeechMix` view of the
-    model on partner batches. Clips are randomly cropped to `length`.
+    model on partner batches. Clips are randomly cropped to `length`. With
+    `epoch` (a `tf.Variable`, `keras_speechmix.epochs.EpochClock`), order,
+    crops and plans are a function of `(seed, epoch)`, so that a resumed
+    run repeats them.
 
     Example:
 
     >>> # trainer, batches = training_batches(model, train, 16000, 32, 0, {"alpha": 1.0})
     """
     num_classes = len(train.class_names)
-    clips = train.to_dataset(length, training=True, seed=seed).shuffle(
-        len(train), seed=seed, reshuffle_each_iteration=True)
+    clips = train.to_dataset(length, training=True, seed=seed, epoch=epoch)
+    if not _streamed(train) and epoch is None:
+        # A stream (and an epoch-clocked set) orders its clips itself; a
+        # buffer of every decoded clip would defeat reading as it goes.
+        clips = clips.shuffle(len(train), seed=seed, reshuffle_each_iteration=True)
     if mixing is None:
         return model, clips.batch(batch_size, drop_remainder=True).map(
             lambda x, y: (x, tf.one_hot(y, num_classes)))
@@ -226,19 +241,35 @@ def training_batches(model, train, length, batch_size, seed, mixing=None):
     return trainer, partner_batches(
         clips, batch_size, num_classes=num_classes,
         mix_points=trainer.num_mix_points, sample_rate=train.sample_rate,
-        seed=seed, **mixing)
+        seed=seed, epoch=epoch, **mixing)
 
 
 def _accuracy(model, clips, length, crops):
-    probabilities = predict_clips(model, clips.waveforms, length, crops=crops)
+    """Clip accuracy, predictions and the labels they are scored against."""
+    if _streamed(clips):
+        from keras_speechmix.streaming import predict_files
+
+        probabilities, labels = predict_files(model, clips, length, crops=crops)
+    else:
+        probabilities = predict_clips(model, clips.waveforms, length, crops=crops)
+        labels = clips.labels
     predicted = probabilities.argmax(axis=1)
-    return float(np.mean(predicted == clips.labels)), predicted
+    return float(np.mean(predicted == labels)), predicted, labels
+
+
+def _validation_data(clips, length, num_classes):
+    if _streamed(clips):
+        return clips.to_dataset(length).batch(64).map(
+            lambda x, y: (x, tf.one_hot(y, num_classes)))
+    return (np.stack([_center(w, length) for w in clips.waveforms]),
+            keras.utils.to_categorical(clips.labels, num_classes))
 
 
 def train_clips(train, test=None, mix="speechmix", epochs=None, seed=0,
                 length=None, batch_size=None, learning_rate=None, verbose=1,
                 alpha=None, model=None, validation=None, mix_off=None,
-                crops=10, callbacks=()):
+                crops=10, callbacks=(), max_skipped=0.05, backup_dir=None,
+                save_every=None):
     """Trains a reference network on `train` with method `mix`.
 
     The recipe's defaults (`RECIPE`) fill every argument left `None`.
@@ -250,7 +281,8 @@ def train_clips(train, test=None, mix="speechmix", epochs=None, seed=0,
 
     Args:
         train, test, validation: `keras_speechmix.datasets.ClipSet`s of one
-            sample rate; `test` and `validation` may be `None`.
+            sample rate, or `keras_speechmix.streaming.FileSet`s to read the
+            files as training goes; `test` and `validation` may be `None`.
         mix: one of `MIXES`.
         epochs: training epochs (default: the recipe's, doubled for mixing).
         seed: seed of weights, crops, shuffles and mixing plans.
@@ -264,6 +296,16 @@ def train_clips(train, test=None, mix="speechmix", epochs=None, seed=0,
         mix_off: share of the last epochs trained without mixing.
         crops: windows per clip when scoring.
         callbacks: more Keras callbacks for `fit`.
+        max_skipped: for a streamed `train`, the share of failed file reads
+            that stops training (`streaming.SkipGuard`).
+        backup_dir: back the training state up here after every epoch
+            (`keras.callbacks.BackupAndRestore`); a run killed and started
+            again with the same arguments goes on from the last epoch
+            finished, with the clips, crops and plans an uninterrupted run
+            would have had (`keras_speechmix.epochs`). `history` then covers
+            the epochs run since.
+        save_every: under several workers (`TF_CONFIG`), also back up every
+            this many steps, and resume mid-epoch (`multiworker.fit_workers`).
 
     Returns:
         `(model, result)`: the plain trained model and a dict with
@@ -289,11 +331,22 @@ def train_clips(train, test=None, mix="speechmix", epochs=None, seed=0,
     batch_size = min(batch_size or RECIPE["batch_size"], len(train))
     length = length or default_length(train, network["seconds"])
     num_classes = len(train.class_names)
-    net = build_model(mix, num_classes, train.sample_rate, length, name)
     steps = max(1, len(train) // batch_size)
-    optimizer = network["optimizer"](learning_rate or network["learning_rate"],
-                                     epochs * steps)
+    strategy = multiworker.strategy_from_env()
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        net = build_model(mix, num_classes, train.sample_rate, length, name)
+        optimizer = network["optimizer"](learning_rate or network["learning_rate"],
+                                         epochs * steps)
     callbacks = list(callbacks)
+    if _streamed(train):
+        if train.multi_label:
+            raise ValueError(
+                "train_clips trains single-label classifiers (softmax); these files are "
+                "multi-label: build a sigmoid-output model and fit it on "
+                "partner_batches(files.to_dataset(...)) yourself")
+        from keras_speechmix.streaming import SkipGuard
+
+        callbacks.append(SkipGuard(train.skips, max_skipped))
     if mixing is not None:
         mixing = dict(mixing)
         if alpha is not None:
@@ -302,25 +355,20 @@ def train_clips(train, test=None, mix="speechmix", epochs=None, seed=0,
             # MixOff switches the pipeline's prob variable to 0 for the end.
             mixing["prob"] = tf.Variable(1.0, trainable=False)
             callbacks.append(MixOff(mixing["prob"], round(epochs * (1 - mix_off))))
-    trainer, data = training_batches(net, train, length, batch_size, seed, mixing)
-    # XLA made the log-mel CNN's CPU step about 4x slower; keep it for GPUs.
-    trainer.compile(optimizer=optimizer, loss="categorical_crossentropy",
-                    metrics=["accuracy"],
-                    jit_compile=bool(tf.config.list_physical_devices("GPU")))
-    fit_validation = {}
-    if validation is not None and len(validation):
-        fit_validation = dict(
-            validation_data=(np.stack([_center(w, length) for w in validation.waveforms]),
-                             keras.utils.to_categorical(validation.labels, num_classes)),
-            # About 50 points make a curve; scoring every epoch costs time.
-            validation_freq=max(1, epochs // 50))
-    started = time.perf_counter()
-    history = trainer.fit(data.prefetch(tf.data.AUTOTUNE), epochs=epochs,
-                          verbose=verbose, callbacks=callbacks,
-                          shuffle=False,  # the dataset is shuffled above
-                          **fit_validation)
-    seconds = time.perf_counter() - started
-    train_accuracy, _ = _accuracy(net, train, length, crops)
+    if strategy is not None:
+        with strategy.scope():
+            trainer = net if mixing is None else SpeechMix(net)
+        started = time.perf_counter()
+        history = multiworker.fit_workers(
+            strategy, trainer, optimizer, train, length, batch_size, epochs, seed,
+            mixing, backup_dir=backup_dir, save_every=save_every, callbacks=callbacks)
+        seconds = time.perf_counter() - started
+        fit_validation = {}
+    else:
+        history, seconds, fit_validation = _fit(
+            net, optimizer, train, validation, length, batch_size, epochs, seed, mixing,
+            callbacks, backup_dir, verbose)
+    train_accuracy, _, _ = _accuracy(net, train, length, crops)
     result = {
         "mix": mix,
         "model": name,
@@ -337,20 +385,55 @@ def train_clips(train, test=None, mix="speechmix", epochs=None, seed=0,
         "mix_points": [] if mixing is None else [str(p) for p in points],
         "seconds": round(seconds, 2),
         "train_accuracy": train_accuracy,
-        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+        "history": {k: [float(v) for v in vs] for k, vs in history.items()},
+        "first_epoch": epochs - len(history.get("loss", [])),
+        "workers": 1 if strategy is None else strategy.num_replicas_in_sync,
         "validation_epochs": list(range(
             fit_validation.get("validation_freq", 1), epochs + 1,
             fit_validation.get("validation_freq", 1))) if fit_validation else [],
     }
-    if fit_validation:
-        result["validation_accuracy"], _ = _accuracy(net, validation, length, crops)
+    if validation is not None and len(validation):
+        result["validation_accuracy"], _, _ = _accuracy(net, validation, length, crops)
     if test is not None:
-        accuracy, predicted = _accuracy(net, test, length, crops)
+        accuracy, predicted, labels = _accuracy(net, test, length, crops)
         confusion = np.zeros((num_classes, num_classes), int)
-        np.add.at(confusion, (test.labels, predicted), 1)
+        np.add.at(confusion, (labels, predicted), 1)
         result.update(test_accuracy=accuracy, test_error=1.0 - accuracy,
-                      num_test=len(test), confusion=confusion.tolist())
+                      num_test=len(labels), confusion=confusion.tolist())
+    if _streamed(train):
+        result["skipped_reads"] = train.skips.failed_reads
+        result["reads"] = train.skips.reads
     return net, result
+
+
+def _fit(net, optimizer, train, validation, length, batch_size, epochs, seed, mixing,
+         callbacks, backup_dir, verbose):
+    """Keras `fit` on one machine: `(history, seconds, validation arguments)`."""
+    num_classes = len(train.class_names)
+    clock = None
+    if backup_dir is not None:
+        clock = EpochClock()
+        callbacks = [clock, keras.callbacks.BackupAndRestore(str(backup_dir))] + callbacks
+    trainer, data = training_batches(net, train, length, batch_size, seed, mixing,
+                                     epoch=None if clock is None else clock.epoch)
+    # XLA made the log-mel CNN's CPU step about 4x slower; keep it for GPUs.
+    trainer.compile(optimizer=optimizer, loss="categorical_crossentropy",
+                    metrics=["accuracy"],
+                    jit_compile=bool(tf.config.list_physical_devices("GPU")))
+    fit_validation = {}
+    if validation is not None and len(validation):
+        fit_validation = dict(
+            validation_data=_validation_data(validation, length, num_classes),
+            # About 50 points make a curve; scoring every epoch costs time.
+            validation_freq=max(1, epochs // 50))
+    started = time.perf_counter()
+    if backup_dir is not None and not trainer.built:
+        trainer.build(net.input_shape)  # BackupAndRestore needs the weights made
+    history = trainer.fit(data.prefetch(tf.data.AUTOTUNE), epochs=epochs,
+                          verbose=verbose, callbacks=callbacks,
+                          shuffle=False,  # the dataset is shuffled above
+                          **fit_validation)
+    return history.history, time.perf_counter() - started, fit_validation
 
 
 def _center(wave, length):

@@ -28,6 +28,7 @@ import random
 
 import tensorflow as tf
 
+from keras_speechmix.epochs import epoch_order, epoch_seeds
 from keras_speechmix.gain import gain_db
 from keras_speechmix.plans import check_args
 
@@ -115,7 +116,7 @@ def _is_batched(spec, y_spec, num_classes):
     return True
 
 
-def _from_arrays(arrays, seed):
+def _from_arrays(arrays, seed, epoch=None):
     """A dataset of the rows of `(x, y[, sample_weight])`, reshuffled each epoch."""
     if any(isinstance(a, tf.data.Dataset) for a in arrays):
         raise ValueError(
@@ -140,8 +141,9 @@ def _from_arrays(arrays, seed):
     # Reshuffled each epoch, as fit(x, y) shuffles arrays, so that batches
     # (and so partners) change; shuffling row numbers keeps the rows out of
     # a shuffle buffer.
-    order = tf.data.Dataset.range(count).shuffle(
-        count, seed=seed, reshuffle_each_iteration=True)
+    order = epoch_order(count, seed, epoch) if epoch is not None else (
+        tf.data.Dataset.range(count).shuffle(count, seed=seed,
+                                             reshuffle_each_iteration=True))
     return order.map(lambda i: tuple(tf.gather(t, i) for t in tensors))
 
 
@@ -195,7 +197,7 @@ def partner_batches(dataset, batch_size, *, num_classes, mix_points,
                     per_sample=True, label_smoothing=0.0,
                     drop_remainder=True, seed=None, label_mode="weighted",
                     prob=1.0, first_dominant=False, num_replicas=None,
-                    sample_rate=None, background=None):
+                    sample_rate=None, background=None, epoch=None):
     """Batches a dataset and adds each batch's SpeechMix plan and mixed labels.
 
     Each batch gets a shuffled partner batch (partner indices into itself),
@@ -273,6 +275,12 @@ def partner_batches(dataset, batch_size, *, num_classes, mix_points,
             active point, and keeps its own target (the background carries no
             label). Each replica's batch becomes `[clips; backgrounds]`, and
             `SpeechMix` drops the background rows from its output.
+        epoch: optional `tf.Variable` holding the current epoch
+            (`keras_speechmix.epochs.EpochClock`). Plans (and the order of
+            array rows) are then a function of `(seed, epoch, batch)`, so a
+            run resumed at an epoch gets the plans of an uninterrupted one;
+            without it they come from seed generators that move on with
+            every iterator made.
 
     Returns:
         A `tf.data.Dataset` of `((x, plan), y_mixed)` or `((x, plan), y_mixed,
@@ -306,7 +314,7 @@ def partner_batches(dataset, batch_size, *, num_classes, mix_points,
     if seed is None:
         seed = random.randint(0, 2**31 - 1)
     if isinstance(dataset, (tuple, list)):
-        dataset = _from_arrays(dataset, seed)
+        dataset = _from_arrays(dataset, seed, epoch)
     elif not isinstance(dataset, tf.data.Dataset):
         raise ValueError(
             "`dataset` must be a tf.data.Dataset or a tuple of NumPy arrays "
@@ -386,8 +394,11 @@ def partner_batches(dataset, batch_size, *, num_classes, mix_points,
         return ((x, plan),) + targets
 
     batched = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    seeds = tf.data.Dataset.random(
-        seed=seed, rerandomize_each_iteration=True).batch(2)
+    if epoch is not None:
+        seeds = epoch_seeds(seed, epoch)
+    else:
+        seeds = tf.data.Dataset.random(
+            seed=seed, rerandomize_each_iteration=True).batch(2)
     parts = (batched, seeds)
     if background is not None:
         parts += (background.repeat().batch(batch_size, drop_remainder=True),)

@@ -107,6 +107,24 @@ def test_speed_tiny(tmp_path):
     assert "x plain time" in stdout
 
 
+def test_streaming_tiny(tmp_path):
+    pytest.importorskip("espeakng_loader")
+    out = tmp_path / "streaming.json"
+    stdout = run_script("streaming.py", "--out", str(out), "--work", str(tmp_path / "work"))
+    assert "Peak memory grew" in stdout and "the model's rate" in stdout
+    assert "2 workers" in stdout
+    payload = json.loads(out.read_text())
+    memory, speed, workers = payload["memory"], payload["throughput"], payload["workers"]
+    assert [r["files"] for r in memory["runs"]] == [40, 80]
+    assert all(finite(r["peak_rss_mb"]) and r["peak_rss_mb"] > 100 for r in memory["runs"])
+    assert finite(memory["claim"]["growth"])
+    row = speed["runs"][0]
+    for key in ("decode_ms_per_clip", "stream_clips_per_s", "model_clips_per_s", "ratio"):
+        assert finite(row[key]) and row[key] > 0, key
+    assert [r["workers"] for r in workers["runs"]] == [1, 1, 2]
+    assert all(len(r["loss"]) == 1 and finite(r["loss"][0]) for r in workers["runs"])
+
+
 def test_shared_data_path_matches_benchmarks():
     # The scripts default to the same shared-data folder the tests skip on.
     sys.path.insert(0, str(BENCH))

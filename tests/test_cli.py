@@ -123,3 +123,52 @@ def test_esc10_trains_through_the_command(shared_data, tmp_path):
                  "--data", str(shared_data / "esc10" / "meta.csv")]) == 0
     assert main(["train", "--data", str(shared_data / "esc10" / "meta.csv"),
                  "--test-folds", "7", "--out", str(out)]) == 2
+
+
+def digits_with_bad_files(tmp_path, bad):
+    import shutil
+
+    from keras_speechmix import synth
+
+    folder = tmp_path / "digits"
+    shutil.copytree(synth.synthesize_digits(num_speakers=2, takes_per_speaker=2), folder)
+    for i in range(bad):
+        (folder / "three" / f"bad{i}.wav").write_bytes(b"RIFFjunk")
+    return folder
+
+
+def test_train_streams_and_lists_the_files_it_skipped(tmp_path, cache, capsys):
+    folder = digits_with_bad_files(tmp_path, 1)
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(folder), "--stream", "--mix", "speechmix",
+                 "--epochs", "2", "--out", str(out), "--quiet", "--clip-seconds", "1.0"]) == 0
+    printed = capsys.readouterr().out
+    assert "FileSet: 41 files" in printed
+    assert "Skipped 1 unreadable files while streaming" in printed and "bad0.wav" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["streamed"] and list(metrics["skipped_files"]) == [
+        str(folder / "three" / "bad0.wav")]
+    assert metrics["num_train"] + metrics["num_validation"] + metrics["num_test"] == 41
+    assert metrics["reads"] > 41 and metrics["skipped_reads"] >= 1
+    with open(out / "skipped.csv", newline="") as f:
+        assert [Path(r["path"]).name for r in csv.DictReader(f)] == ["bad0.wav"]
+
+
+def test_train_stops_when_too_many_files_fail(tmp_path, cache, capsys):
+    folder = digits_with_bad_files(tmp_path, 6)  # 6 of 46 files
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(folder), "--stream", "--mix", "none",
+                 "--epochs", "2", "--out", str(out), "--quiet", "--validation", "0"]) == 2
+    captured = capsys.readouterr()
+    assert "file reads failed" in captured.err and "limit 5.0 %" in captured.err
+    with open(out / "skipped.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) >= 1
+    assert not (out / "model.keras").exists()
+
+
+def test_train_streams_when_the_set_exceeds_the_memory_budget(tmp_path, cache, capsys):
+    folder = digits_with_bad_files(tmp_path, 0)
+    assert main(["train", "--data", str(folder), "--mix", "none", "--epochs", "1",
+                 "--out", str(tmp_path / "run"), "--quiet", "--memory-budget", "0.0001"]) == 0
+    assert "streaming them from disk instead" in capsys.readouterr().out
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["streamed"]

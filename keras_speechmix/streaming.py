@@ -1,0 +1,586 @@
+"""Audio datasets read from disk as training goes, for sets larger than memory.
+
+`list_files` lists a dataset from the same specs as
+`keras_speechmix.datasets.load` (a folder of class folders, a CSV
+`path,label[,fold][,group]`, `fsdd:DIR`) without decoding anything, and
+also takes multi-label CSVs (a `labels` column with several comma-separated
+labels per row, as FSD50K's). `FileSet.to_dataset` then reads, decodes,
+resamples and crops the files in parallel inside `tf.data`, so memory does
+not grow with the number of files; its elements are what `ClipSet.to_dataset`
+gives, so `partner_batches` and `experiment.train_clips` take either.
+
+A file that cannot be decoded never stops a run and is never silent: it is
+skipped and recorded, with its reason, in the set's `SkipLog`, and
+`SkipGuard` stops training with `TooManySkipsError` once more than a given
+share of the files read (5 % by default) failed.
+
+Example:
+
+>>> import os, tempfile, numpy as np, tensorflow as tf
+>>> root = tempfile.mkdtemp()
+>>> for name in ("cat", "dog"):
+...     os.makedirs(os.path.join(root, name))
+...     tf.io.write_file(os.path.join(root, name, "a.wav"),
+...                      tf.audio.encode_wav(np.zeros((800, 1), "float32"), 8000))
+>>> files = list_files(root, sample_rate=8000)
+>>> [(x.shape.as_list(), int(y)) for x, y in files.to_dataset(400)]
+[([400], 0), ([400], 1)]
+"""
+
+import csv
+import dataclasses
+import os
+import struct
+import threading
+import wave as wavefile
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_speechmix import audio, datasets
+from keras_speechmix.epochs import epoch_order, epoch_seeds
+
+__all__ = ["FileSet", "SkipGuard", "SkipLog", "TooManySkipsError", "list_files",
+           "predict_files"]
+
+# Decoded bytes per second of a compressed file's size, for the memory
+# estimate: FLAC keeps roughly half of 16-bit PCM at 44.1 kHz; Ogg Vorbis
+# and MP3 are near 128 kbit/s.
+_COMPRESSED_BYTES_PER_SECOND = {".flac": 88_200, ".ogg": 16_000, ".mp3": 16_000}
+
+
+class TooManySkipsError(RuntimeError):
+    """More files failed to decode than a run allows (see `SkipGuard`).
+
+    Example:
+
+    >>> log = SkipLog()
+    >>> log.record("a.wav", "file is empty (0 bytes)")
+    >>> try:
+    ...     log.check(max_fraction=0.05)
+    ... except TooManySkipsError as error:
+    ...     print(str(error).split(";")[0])
+    1 of 1 file reads failed (100.0 %, limit 5.0 %)
+    """
+
+
+class SkipLog:
+    """Thread-safe account of the files a stream read and those it skipped.
+
+    Every read is counted (`reads`); each failed file is kept once with its
+    reason (`skipped`, path -> reason), however many epochs meet it again.
+
+    Example:
+
+    >>> log = SkipLog()
+    >>> log.record("a.wav")
+    >>> log.record("b.wav", "file is empty (0 bytes)")
+    >>> log.reads, log.failed_reads, log.fraction
+    (2, 1, 0.5)
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.reads = 0
+        self.failed_reads = 0
+        self.skipped = {}
+
+    def record(self, path, reason=None):
+        """Counts one read of `path`; `reason` marks it as skipped."""
+        with self._lock:
+            self.reads += 1
+            if reason is not None:
+                self.failed_reads += 1
+                self.skipped.setdefault(str(path), str(reason))
+
+    @property
+    def fraction(self):
+        """Share of reads that failed (0 before any read)."""
+        return self.failed_reads / self.reads if self.reads else 0.0
+
+    def check(self, max_fraction, min_reads=0):
+        """Raises `TooManySkipsError` when the failed share exceeds `max_fraction`.
+
+        Nothing is judged before `min_reads` reads, so that one early bad
+        file does not stop a run whose next hundred files are fine.
+        """
+        if self.reads and self.reads >= min_reads and self.fraction > max_fraction:
+            shown = "; ".join(f"{p}: {r}" for p, r in list(self.skipped.items())[:3])
+            raise TooManySkipsError(
+                f"{self.failed_reads} of {self.reads} file reads failed "
+                f"({100 * self.fraction:.1f} %, limit {100 * max_fraction:.1f} %); "
+                f"{len(self.skipped)} files skipped, first: {shown}. Fix or remove "
+                "them, or raise the limit (speechmix train --max-skipped)."
+            )
+
+    def write_csv(self, path, more=()):
+        """Writes `path,reason` rows, one per skipped file, sorted by path.
+
+        `more` adds `(path, reason)` pairs skipped elsewhere (e.g. by the
+        listing, `FileSet.report.skipped`).
+        """
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["path", "reason"])
+            writer.writerows(sorted({**dict(more), **self.skipped}.items()))
+
+
+class SkipGuard(keras.callbacks.Callback):
+    """Stops training once a stream skipped more than `max_fraction` of its reads.
+
+    Checked after every batch once `min_reads` files were read, and at the
+    end of every epoch whatever the count (an epoch reads every file).
+
+    Args:
+        log: The `SkipLog` of the training stream (`FileSet.skips`).
+        max_fraction: Largest share of failed reads allowed (default 5 %).
+        min_reads: Reads before the per-batch check starts.
+
+    Example:
+
+    >>> guard = SkipGuard(SkipLog(), max_fraction=0.05)
+    >>> # model.fit(files.to_dataset(...)..., callbacks=[guard])
+    """
+
+    def __init__(self, log, max_fraction=0.05, min_reads=100):
+        super().__init__()
+        if not 0 <= max_fraction < 1:
+            raise ValueError(f"max_fraction must lie in [0, 1); got {max_fraction!r}")
+        self.log = log
+        self.max_fraction = max_fraction
+        self.min_reads = min_reads
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.log.check(self.max_fraction, self.min_reads)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.log.check(self.max_fraction)
+
+
+def _plain_wav(path, rate):
+    """Samples of a 16-bit PCM WAV already at `rate`, read by the standard
+    library's `wave` module; None for anything else (`load_audio` then
+    decodes it, or names what is wrong with it).
+
+    The common case costs ~0.1 ms this way against ~3 ms through the
+    TensorFlow decoders, which matters when files are read every epoch. The
+    samples are the same: int16 / 32768, channels averaged in float32.
+    """
+    if not path.lower().endswith(".wav"):
+        return None
+    try:
+        with wavefile.open(path, "rb") as f:
+            if f.getsampwidth() != 2 or f.getframerate() != rate or not f.getnframes():
+                return None
+            channels = f.getnchannels()
+            data = f.readframes(f.getnframes())
+    except Exception:  # noqa: BLE001 - the wave module raises many kinds on bad files
+        return None  # load_audio says what is wrong
+    samples = np.frombuffer(data, "<i2")
+    if not samples.size or samples.size % channels:
+        return None
+    x = samples.reshape(-1, channels).astype(np.float32) / np.float32(32768.0)
+    return np.ascontiguousarray(x.mean(axis=1, dtype=np.float32))
+
+
+def _wav_seconds(path):
+    """Duration from a WAV header, or None when the header is not plain PCM."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return None
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    rate = block = None
+    at = 12
+    while at + 8 <= len(head):
+        chunk, size = head[at:at + 4], struct.unpack("<I", head[at + 4:at + 8])[0]
+        if chunk == b"fmt " and at + 24 <= len(head):
+            rate, block = struct.unpack("<I", head[at + 12:at + 16])[0], struct.unpack(
+                "<H", head[at + 20:at + 22])[0]
+        elif chunk == b"data" and rate and block:
+            return min(size, os.path.getsize(path) - at - 8) / (rate * block)
+        at += 8 + size + (size & 1)
+    return None
+
+
+@dataclasses.dataclass
+class FileSet:
+    """Audio files with labels, decoded only when read (see `to_dataset`).
+
+    Args:
+        paths: One path per clip.
+        labels: Integer class per clip, or a multi-hot `(clips, classes)`
+            float array for multi-label data.
+        class_names: Names the labels index into.
+        sample_rate: Every file is resampled to this rate when read.
+        folds, groups: Optional fold and group (e.g. speaker) per clip.
+        meta: Optional dict of extra per-clip arrays (FSDD's recording
+            `"index"`), so `keras_speechmix.datasets`' splits apply as to a
+            `ClipSet`.
+        report: The listing's `keras_speechmix.datasets.LoadReport`
+            (what was found and what was left out before decoding).
+        skips: The `SkipLog` every stream of this set (and its subsets)
+            records its reads in.
+
+    Example:
+
+    >>> files = FileSet(["a.wav", "b.wav"], [0, 1], ["no", "yes"], 16000)
+    >>> len(files), files.multi_label
+    (2, False)
+    """
+
+    paths: list
+    labels: np.ndarray
+    class_names: list
+    sample_rate: int
+    folds: np.ndarray = None
+    groups: list = None
+    meta: dict = None
+    report: datasets.LoadReport = None
+    skips: SkipLog = None
+
+    def __post_init__(self):
+        self.paths = [str(p) for p in self.paths]
+        labels = np.asarray(self.labels)
+        self.labels = labels.astype(np.float32 if labels.ndim == 2 else np.int32)
+        self.class_names = [str(c) for c in self.class_names]
+        self.sample_rate = int(self.sample_rate)
+        if self.sample_rate <= 0:
+            raise ValueError(f"FileSet: sample_rate must be > 0; got {self.sample_rate}")
+        if self.folds is not None:
+            self.folds = np.asarray(self.folds, np.int64)
+        if self.groups is not None:
+            self.groups = [str(g) for g in self.groups]
+        self.meta = {k: np.asarray(v) for k, v in (self.meta or {}).items()}
+        for name, value in (("labels", self.labels), ("folds", self.folds),
+                            ("groups", self.groups),
+                            *((f"meta[{k!r}]", v) for k, v in self.meta.items())):
+            if value is not None and len(value) != len(self.paths):
+                raise ValueError(
+                    f"FileSet: {name} has {len(value)} entries for {len(self.paths)} paths")
+        if self.labels.ndim == 2 and self.labels.shape[1] != len(self.class_names):
+            raise ValueError(
+                f"FileSet: multi-hot labels have {self.labels.shape[1]} columns for "
+                f"{len(self.class_names)} class names")
+        self.report = self.report or datasets.LoadReport(found=len(self.paths))
+        self.skips = self.skips or SkipLog()
+
+    def __len__(self):
+        return len(self.paths)
+
+    @property
+    def multi_label(self):
+        """Whether labels are multi-hot rows (several classes per clip)."""
+        return self.labels.ndim == 2
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+    def summary(self):
+        """A short multi-line description: size, classes, folds, groups.
+
+        Example:
+
+        >>> print(FileSet(["a.wav"], [0], ["x", "y"], 8000).summary().splitlines()[0])
+        FileSet: 1 files, 2 classes, read at 8000 Hz
+        """
+        lines = [f"FileSet: {len(self)} files, {self.num_classes} classes, "
+                 f"read at {self.sample_rate} Hz"
+                 + (" (multi-label)" if self.multi_label else "")]
+        counts = (self.labels.sum(axis=0).astype(int) if self.multi_label
+                  else np.bincount(self.labels, minlength=self.num_classes))
+        names = [f"{n} ({c})" for n, c in zip(self.class_names, counts)]
+        lines.append("  classes: " + ", ".join(names[:12]) + (", ..." if len(names) > 12 else ""))
+        if self.folds is not None:
+            folds, per = np.unique(self.folds, return_counts=True)
+            lines.append("  folds: " + ", ".join(f"{f} ({c})" for f, c in zip(folds, per)))
+        if self.groups is not None:
+            lines.append(f"  groups: {len(set(self.groups))}")
+        return "\n".join(lines)
+
+    def subset(self, indices):
+        """The files at `indices` (ints or a boolean mask); shares the skip log.
+
+        Example:
+
+        >>> FileSet(["a.wav", "b.wav"], [0, 1], ["n", "y"], 8000).subset([1]).paths
+        ['b.wav']
+        """
+        index = np.arange(len(self))[np.asarray(indices)]
+        return dataclasses.replace(
+            self,
+            paths=[self.paths[i] for i in index],
+            labels=self.labels[index],
+            folds=None if self.folds is None else self.folds[index],
+            groups=None if self.groups is None else [self.groups[i] for i in index],
+            meta={k: v[index] for k, v in self.meta.items()},
+        )
+
+    def shard(self, num_shards, index):
+        """Every `num_shards`-th file from `index`: one worker's files.
+
+        Example:
+
+        >>> files = FileSet(["a", "b", "c"], [0, 1, 0], ["n", "y"], 8000)
+        >>> files.shard(2, 0).paths, files.shard(2, 1).paths
+        (['a', 'c'], ['b'])
+        """
+        if not 0 <= index < num_shards:
+            raise ValueError(f"shard index must lie in [0, {num_shards}); got {index}")
+        return self.subset(np.arange(len(self)) % num_shards == index)
+
+    def estimated_bytes(self):
+        """Memory the decoded set would take as float32 at `sample_rate`.
+
+        Exact for PCM WAV files (read from their headers); compressed files
+        are estimated from their size at typical bitrates.
+
+        Example:
+
+        >>> FileSet([], [], ["a", "b"], 16000).estimated_bytes()
+        0
+        """
+        seconds = 0.0
+        for path in self.paths:
+            wav = _wav_seconds(path)
+            if wav is None:
+                size = os.path.getsize(path) if os.path.exists(path) else 0
+                rate = _COMPRESSED_BYTES_PER_SECOND.get(Path(path).suffix.lower(), 16_000)
+                wav = size / rate
+            seconds += wav
+        return int(round(seconds * self.sample_rate * 4))
+
+    def cached(self, folder, workers=None):
+        """This set with every file decoded and resampled once, as float32 `.npy`.
+
+        Decoding Ogg Vorbis, MP3 or FLAC and resampling cost far more than
+        the reference network's step (ESC-10's 5 s Ogg clips: ~120 ms each
+        at 44.1 -> 16 kHz on one core), and a stream pays it again every
+        epoch. This pays it once: each file's samples at `sample_rate` are
+        saved to `folder` as a NumPy array, which a stream reads back with
+        no decoding at all (named by a hash of its path, size, time and the rate,
+        so a second call, or another worker, reuses what is there), one at
+        a time per thread, so memory stays flat. Files that fail are
+        recorded in `skips` and keep their original path (a later read
+        records them again).
+
+        Returns:
+            A `FileSet` over the cached files, sharing this set's labels,
+            folds, groups and skip log.
+
+        Example:
+
+        >>> # files = list_files("meta.csv", 16000).cached("~/.cache/esc10-16k")
+        """
+        import concurrent.futures
+        import hashlib
+
+        folder = Path(folder).expanduser()
+        folder.mkdir(parents=True, exist_ok=True)
+
+        def one(path):
+            try:
+                stat = os.stat(path)
+            except OSError as e:
+                self.skips.record(path, f"{path}: {e.strerror or e}")
+                return path
+            key = f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}|{self.sample_rate}"
+            target = folder / f"{hashlib.sha1(key.encode()).hexdigest()[:20]}.npy"
+            if target.exists():
+                return str(target)
+            try:
+                wave, _ = audio.load_audio(path, self.sample_rate)
+            except (audio.AudioDecodeError, OSError) as e:
+                self.skips.record(path, str(e))
+                return path
+            partial = target.with_suffix(f".{os.getpid()}.part")
+            with open(partial, "wb") as f:
+                np.save(f, wave.astype(np.float32))
+            os.replace(partial, target)  # whole files only, even if killed
+            return str(target)
+
+        workers = workers or max(1, min(8, os.cpu_count() or 1))
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            paths = list(pool.map(one, self.paths))
+        return dataclasses.replace(self, paths=paths)
+
+    def _read_function(self):
+        rate, log = self.sample_rate, self.skips
+
+        def read(path):
+            path = path.decode()
+            try:
+                if path.endswith(".npy"):  # written by `cached`: samples at `rate`
+                    wave = np.load(path)
+                else:
+                    wave = _plain_wav(path, rate)
+                    if wave is None:
+                        wave, _ = audio.load_audio(path, rate)
+            except (audio.AudioDecodeError, OSError, ValueError) as e:
+                log.record(path, str(e))
+                return np.zeros(0, np.float32), False
+            log.record(path)
+            return wave, True
+
+        def read_op(path):
+            wave, ok = tf.numpy_function(read, [path], (tf.float32, tf.bool),
+                                         stateful=True)
+            return tf.ensure_shape(wave, [None]), tf.ensure_shape(ok, [])
+
+        return read_op
+
+    def _check_decoders(self):
+        # A missing tensorflow-io would otherwise show up as every compressed
+        # file skipped; say so before anything is read.
+        suffixes = {Path(p).suffix.lower() for p in self.paths}
+        for suffix, what in ((".flac", "Decoding FLAC"), (".ogg", "Decoding Ogg Vorbis"),
+                             (".mp3", "Decoding MP3")):
+            if suffix in suffixes:
+                audio._require_tfio(what)
+
+    def read(self, training=False, seed=None, num_parallel_calls=tf.data.AUTOTUNE,
+             epoch=None):
+        """Decoded `(waveform, label)` pairs at full length, skipping bad files.
+
+        With `training`, the file order is reshuffled every epoch (seeded by
+        `seed`; a function of `(seed, epoch)` with an `epoch` variable, see
+        `keras_speechmix.epochs`). Decoding runs `num_parallel_calls` files
+        at a time and keeps the order, so a seeded stream repeats exactly.
+
+        Example:
+
+        >>> # for wave, label in files.read(): ...
+        """
+        self._check_decoders()
+        data = tf.data.Dataset.from_tensor_slices((self.paths, self.labels))
+        if training and epoch is not None:
+            paths, labels = tf.constant(self.paths), tf.constant(self.labels)
+            data = epoch_order(len(self), seed or 0, epoch).map(
+                lambda i: (paths[i], labels[i]))
+        elif training:
+            # Shuffling paths, not decoded clips: the buffer holds names only.
+            data = data.shuffle(max(1, len(self)), seed=seed, reshuffle_each_iteration=True)
+        read = self._read_function()
+        data = data.map(lambda p, y: (*read(p), y), num_parallel_calls=num_parallel_calls,
+                        deterministic=True)
+        return data.filter(lambda w, ok, y: ok).map(lambda w, ok, y: (w, y))
+
+    def to_dataset(self, length, training=False, seed=None,
+                   num_parallel_calls=tf.data.AUTOTUNE, epoch=None):
+        """`(waveform, label)` pairs of `length` samples, read as they are needed.
+
+        The same elements as `ClipSet.to_dataset`: a seeded random crop (or
+        random placement in silence) when `training`, a centred one
+        otherwise. Files that fail are skipped and recorded in `skips`.
+        `epoch` (a `tf.Variable`, see `keras_speechmix.epochs`) makes order
+        and crops a function of `(seed, epoch)`, for exact resumption.
+
+        Example:
+
+        >>> # batches = partner_batches(files.to_dataset(16000, training=True, seed=0)
+        >>> #                           .shuffle(1000, seed=0), 32, num_classes=10, ...)
+        """
+        if not isinstance(length, (int, np.integer)) or length <= 0:
+            raise ValueError(f"to_dataset: length must be a positive int; got {length!r}")
+        length = int(length)
+        data = self.read(training, seed, num_parallel_calls, epoch)
+        if not training:
+            return data.map(lambda w, y: (audio.fix_length(w, length, "center"), y),
+                            num_parallel_calls=num_parallel_calls, deterministic=True)
+        if epoch is not None:
+            seeds = epoch_seeds((seed or 0) + 1, epoch)
+        else:
+            seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(
+                2, drop_remainder=True)
+        return tf.data.Dataset.zip((data, seeds)).map(
+            lambda pair, s: (audio.fix_length(pair[0], length, "random", s), pair[1]),
+            num_parallel_calls=num_parallel_calls, deterministic=True)
+
+
+def list_files(spec, sample_rate, extensions=datasets.AUDIO_EXTENSIONS):
+    """Lists a dataset's files and labels without decoding them.
+
+    Args:
+        spec: A folder of class folders, a CSV file (`path` and `label`
+            columns, optional `fold` and `group`; or a `labels` column with
+            several comma-separated labels per row for multi-label data), or
+            `"fsdd:DIR"`.
+        sample_rate: The rate every file is resampled to when read.
+        extensions: Audio file extensions, for folders.
+
+    Returns:
+        A `FileSet`; files the listing itself left out (e.g. FSDD names that
+        do not parse, empty class folders) are in its `report`.
+
+    Example:
+
+    >>> files = list_files("fsdd:~/data/fsdd", sample_rate=16000)  # doctest: +SKIP
+    >>> train = files.subset(files.folds != 1)  # doctest: +SKIP
+    """
+    listing = datasets.listing(spec, extensions=extensions)
+    items = listing.items
+    if not items:
+        raise ValueError(f"{listing.source}: no audio files found{listing.hint}")
+    if listing.multi_label:
+        labels = np.zeros((len(items), len(listing.class_names)), np.float32)
+        for row, item in enumerate(items):
+            labels[row, item["label"]] = 1.0
+    else:
+        labels = [item["label"] for item in items]
+    folds = [item.get("fold") for item in items]
+    groups = [item.get("group") for item in items]
+    keys = sorted({k for item in items for k in item.get("meta", {})})
+    return FileSet(
+        [item["path"] for item in items], labels, listing.class_names, sample_rate,
+        folds=None if any(f is None for f in folds) else folds,
+        groups=None if any(g is None for g in groups) else groups,
+        meta={k: [item["meta"][k] for item in items] for k in keys},
+        report=listing.report)
+
+
+def predict_files(model, files, length, crops=10, batch_size=64):
+    """Class probabilities per readable file, averaged over evenly spaced crops.
+
+    The streaming counterpart of `experiment.predict_clips`: files no longer
+    than `length` are zero-padded and predicted once, longer ones get
+    `crops` evenly spaced windows. Files that fail to decode are skipped
+    (and recorded in `files.skips`).
+
+    Returns:
+        `(probabilities, labels)` for the files read, in set order.
+
+    Example:
+
+    >>> # probabilities, labels = predict_files(model, test_files, 16000)
+    """
+    length = int(length)
+
+    def windows(wave, label):
+        crops_ = tf.cond(
+            tf.shape(wave)[0] <= length,
+            lambda: tf.pad(wave, [[0, length - tf.shape(wave)[0]]])[None],
+            lambda: audio.multi_crop(wave, length, crops))
+        return crops_, label
+
+    data = files.read().map(windows, num_parallel_calls=tf.data.AUTOTUNE,
+                            deterministic=True).enumerate()
+    # One window per element, tagged with its clip, so clips of any length batch.
+    flat = data.flat_map(lambda k, pair: tf.data.Dataset.from_tensor_slices(pair[0]).map(
+        lambda w: (w, k, pair[1])))
+    totals, counts, labels = {}, {}, {}
+    for x, owner, label in flat.batch(batch_size):
+        probabilities = np.asarray(model(x, training=False))
+        for k, p, y in zip(owner.numpy(), probabilities, label.numpy()):
+            totals[k] = totals.get(k, 0.0) + p
+            counts[k] = counts.get(k, 0) + 1
+            labels[k] = y
+    order = sorted(totals)
+    if not order:
+        raise ValueError(f"predict_files: none of the {len(files)} files could be read")
+    return (np.stack([totals[k] / counts[k] for k in order]),
+            np.stack([labels[k] for k in order]))
