@@ -134,6 +134,9 @@ def _parser():
                           help="default: the model's feature layer's rate")
     evaluate.add_argument("--trim-silence", action="store_true",
                           help="cut leading/trailing digital silence (as in training)")
+    evaluate.add_argument("--stream", action="store_true",
+                          help="read the files as scoring goes (for large sets; "
+                               "unreadable files are skipped and listed)")
     evaluate.add_argument("--json", action="store_true", help="print JSON only")
     return parser
 
@@ -510,7 +513,7 @@ def run_evaluate(args):
     import keras
     import numpy as np
 
-    from keras_speechmix import datasets
+    from keras_speechmix import datasets, streaming
     from keras_speechmix.experiment import predict_clips
 
     if not Path(args.model).is_file():
@@ -520,7 +523,10 @@ def run_evaluate(args):
     if rate is None:
         raise SystemExit("error: the model has no feature layer with a sample rate: "
                          "pass --sample-rate")
-    clips = datasets.load(args.data, sample_rate=rate)
+    if args.stream and args.trim_silence:
+        raise ValueError("--trim-silence needs the clips in memory; drop --stream")
+    clips = (streaming.list_files(args.data, rate) if args.stream
+             else datasets.load(args.data, sample_rate=rate))
     if args.trim_silence:
         clips = clips.trim_silence()
     if args.folds:
@@ -529,16 +535,25 @@ def run_evaluate(args):
     if len(clips.class_names) != num_classes:
         raise SystemExit(f"error: the model predicts {num_classes} classes but "
                          f"{args.data} has {len(clips.class_names)}")
-    predicted = predict_clips(model, clips.waveforms, model.input_shape[1]).argmax(axis=1)
+    if args.stream:
+        probabilities, labels = streaming.predict_files(model, clips, model.input_shape[1])
+    else:
+        probabilities = predict_clips(model, clips.waveforms, model.input_shape[1])
+        labels = clips.labels
+    predicted = probabilities.argmax(axis=1)
     confusion = np.zeros((num_classes, num_classes), int)
-    np.add.at(confusion, (clips.labels, predicted), 1)
-    result = {"accuracy": float(np.mean(predicted == clips.labels)),
-              "num_clips": len(clips), "class_names": list(clips.class_names),
+    np.add.at(confusion, (labels, predicted), 1)
+    result = {"accuracy": float(np.mean(predicted == labels)),
+              "num_clips": len(labels), "class_names": list(clips.class_names),
               "confusion": confusion.tolist()}
+    if args.stream:
+        result["skipped_files"] = dict(sorted(clips.skips.skipped.items()))
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"accuracy {100 * result['accuracy']:.1f} % on {len(clips)} clips")
+        print(f"accuracy {100 * result['accuracy']:.1f} % on {result['num_clips']} clips")
+        for path, reason in list(result.get("skipped_files", {}).items())[:20]:
+            print(f"  skipped {path}: {reason.removeprefix(f'{path}: ')}")
         width = max(len(n) for n in clips.class_names)
         for name, row in zip(clips.class_names, confusion):
             print(f"{name:>{width}} " + " ".join(f"{v:4d}" for v in row))

@@ -62,6 +62,10 @@ def test_train_then_evaluate(tmp_path, cache, capsys):
     assert main(["evaluate", str(out / "model.keras"), "--data", str(folder), "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["num_clips"] == 40 and len(result["confusion"]) == 10
+    assert main(["evaluate", str(out / "model.keras"), "--data", str(folder), "--json",
+                 "--stream"]) == 0
+    streamed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert streamed["confusion"] == result["confusion"] and streamed["skipped_files"] == {}
 
 
 def test_train_lists_every_skipped_file(tmp_path, cache, capsys):
