@@ -6,6 +6,9 @@ build reduces a per-replica batch), so `fit_workers` is a small custom loop:
 each worker reads only its shard of the clips or files, pairs partners
 inside its own batch, and all workers take the same number of steps per
 epoch (each worker's stream repeats within the epoch if files were skipped).
+Batch normalisation is synchronised across workers while training (its
+statistics over the global batch, as on one machine: per-worker statistics
+left the 2-worker loss 50 % above the 1-worker one in plain training).
 
 Checkpoints (`backup_dir`) hold the weights, the optimizer, and the epoch and
 step reached; every worker restarted with the same command goes on from
@@ -213,6 +216,13 @@ def fit_workers(strategy, trainer, optimizer, train, length, batch_size, epochs,
         return (strategy.reduce("SUM", loss, axis=None),
                 strategy.reduce("SUM", correct, axis=None))
 
+    # Batch statistics over the global batch, as on one machine; without it
+    # each worker normalises over its own share and training drifts apart.
+    norms = [layer for layer in trainer._flatten_layers()
+             if isinstance(layer, keras.layers.BatchNormalization) and not layer.synchronized
+             and count > 1]
+    for layer in norms:
+        layer.synchronized = True
     callbacks = keras.callbacks.CallbackList(list(callbacks), model=trainer,
                                              epochs=epochs, steps=steps)
     callbacks.on_train_begin()
@@ -245,6 +255,8 @@ def fit_workers(strategy, trainer, optimizer, train, length, batch_size, epochs,
             manager.save()
         callbacks.on_epoch_end(epoch, logs)
     callbacks.on_train_end()
+    for layer in norms:  # the saved model is a plain one
+        layer.synchronized = False
     if manager is not None:
         _clean(backup_dir, index)
     return history
