@@ -407,8 +407,7 @@ def run_train(args):
               "from disk instead")
     if stream:
         if args.trim_silence:
-            raise ValueError("--trim-silence needs the clips in memory; drop --stream "
-                             "(or trim the files beforehand)")
+            files = files.trim_silence()
         if files.multi_label:
             raise ValueError(
                 f"{args.data} is multi-label; speechmix train trains single-label "
@@ -523,8 +522,6 @@ def run_evaluate(args):
     if rate is None:
         raise SystemExit("error: the model has no feature layer with a sample rate: "
                          "pass --sample-rate")
-    if args.stream and args.trim_silence:
-        raise ValueError("--trim-silence needs the clips in memory; drop --stream")
     clips = (streaming.list_files(args.data, rate) if args.stream
              else datasets.load(args.data, sample_rate=rate))
     if args.trim_silence:

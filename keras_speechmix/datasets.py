@@ -81,6 +81,21 @@ class LoadReport:
         return text
 
 
+def trim_wave(wave, threshold=0.0):
+    """`wave` without its leading and trailing samples of magnitude <= `threshold`.
+
+    A wave that is silent throughout comes back unchanged (the same object).
+
+    Example:
+
+    >>> import numpy as np
+    >>> trim_wave(np.array([0, 0.5, 0], "float32")).tolist()
+    [0.5]
+    """
+    loud = np.flatnonzero(np.abs(wave) > threshold)
+    return wave if loud.size == 0 else wave[loud[0] : loud[-1] + 1]
+
+
 class ClipSet:
     """Decoded mono clips with labels, held in memory.
 
@@ -227,12 +242,9 @@ class ClipSet:
             )
         trimmed, silent = [], []
         for path, wave in zip(self.paths, self.waveforms):
-            loud = np.flatnonzero(np.abs(wave) > threshold)
-            if loud.size == 0:
+            trimmed.append(trim_wave(wave, threshold))
+            if trimmed[-1] is wave:
                 silent.append(path)
-                trimmed.append(wave)
-            else:
-                trimmed.append(wave[loud[0] : loud[-1] + 1])
         if silent:
             logger.warning(
                 "trim_silence: %d of %d clips are silent throughout (threshold %g) "

@@ -225,6 +225,9 @@ class FileSet:
             (what was found and what was left out before decoding).
         skips: The `SkipLog` every stream of this set (and its subsets)
             records its reads in.
+        trim: Cut leading and trailing samples at or below this magnitude
+            from every clip when read (`None`: keep them); see
+            `trim_silence`.
 
     Example:
 
@@ -242,6 +245,7 @@ class FileSet:
     meta: dict = None
     report: datasets.LoadReport = None
     skips: SkipLog = None
+    trim: float = None
 
     def __post_init__(self):
         self.paths = [str(p) for p in self.paths]
@@ -302,6 +306,20 @@ class FileSet:
         if self.groups is not None:
             lines.append(f"  groups: {len(set(self.groups))}")
         return "\n".join(lines)
+
+    def trim_silence(self, threshold=0.0):
+        """This set, with each clip's leading and trailing silence cut when read.
+
+        As `ClipSet.trim_silence` (the same samples come out), for streams.
+
+        Example:
+
+        >>> FileSet(["a.wav"], [0], ["x", "y"], 8000).trim_silence().trim
+        0.0
+        """
+        if not np.isscalar(threshold) or not threshold >= 0:
+            raise ValueError(f"trim_silence: threshold must be a number >= 0; got {threshold!r}")
+        return dataclasses.replace(self, trim=float(threshold))
 
     def subset(self, indices):
         """The files at `indices` (ints or a boolean mask); shares the skip log.
@@ -389,7 +407,8 @@ class FileSet:
             except OSError as e:
                 self.skips.record(path, f"{path}: {e.strerror or e}")
                 return path
-            key = f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}|{self.sample_rate}"
+            key = (f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}|"
+                   f"{self.sample_rate}|{self.trim}")
             target = folder / f"{hashlib.sha1(key.encode()).hexdigest()[:20]}.npy"
             if target.exists():
                 return str(target)
@@ -398,6 +417,8 @@ class FileSet:
             except (audio.AudioDecodeError, OSError) as e:
                 self.skips.record(path, str(e))
                 return path
+            if self.trim is not None:
+                wave = datasets.trim_wave(wave, self.trim)
             partial = target.with_suffix(f".{os.getpid()}.part")
             with open(partial, "wb") as f:
                 np.save(f, wave.astype(np.float32))
@@ -407,10 +428,12 @@ class FileSet:
         workers = workers or max(1, min(8, os.cpu_count() or 1))
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
             paths = list(pool.map(one, self.paths))
-        return dataclasses.replace(self, paths=paths)
+        # Cached clips are trimmed already; files that failed are re-read
+        # (and fail again) as they are.
+        return dataclasses.replace(self, paths=paths, trim=None)
 
     def _read_function(self):
-        rate, log = self.sample_rate, self.skips
+        rate, log, trim = self.sample_rate, self.skips, self.trim
 
         def read(path):
             path = path.decode()
@@ -421,6 +444,8 @@ class FileSet:
                     wave = _plain_wav(path, rate)
                     if wave is None:
                         wave, _ = audio.load_audio(path, rate)
+                    if trim is not None:
+                        wave = datasets.trim_wave(wave, trim)
             except (audio.AudioDecodeError, OSError, ValueError) as e:
                 log.record(path, str(e))
                 return np.zeros(0, np.float32), False

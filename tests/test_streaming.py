@@ -207,3 +207,18 @@ def test_plain_wav_fast_path_reads_what_the_decoder_reads(tmp_path):
     assert streaming._plain_wav(str(path), 16000) is None  # needs resampling
     (tmp_path / "bad.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunkjunk")
     assert streaming._plain_wav(str(tmp_path / "bad.wav"), 8000) is None
+
+
+def test_trimmed_stream_matches_the_trimmed_clip_set(tmp_path):
+    for i in range(4):
+        sound = np.concatenate([np.zeros(100 * i), clip(0.2 + 0.1 * i, 300), np.zeros(50)])
+        write_wav(tmp_path / "data" / f"c{i % 2}" / f"{i}.wav", sound)
+    files = streaming.list_files(tmp_path / "data", 8000).trim_silence()
+    held = datasets.from_folder(tmp_path / "data").trim_silence()
+    expected = [w for w, _ in zip(held.waveforms, held.labels)]
+    got = [w.numpy() for w, _ in files.read()]
+    cached = [w.numpy() for w, _ in files.cached(tmp_path / "cache").read()]
+    for a, b, c in zip(got, cached, expected):
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, c)
+    assert all(len(w) <= 301 for w in got)  # the zeros are gone
