@@ -120,8 +120,8 @@ def _parser():
                             "the last finished epoch (same clips and plans as an "
                             "uninterrupted run)")
     train.add_argument("--save-every", type=int, default=None, metavar="STEPS",
-                       help="with several workers (TF_CONFIG), also back up every STEPS "
-                            "steps and resume mid-epoch")
+                       help="with --backup, also back up every STEPS steps and resume "
+                            "mid-epoch (no validation curve then)")
     train.add_argument("--collective-timeout", type=float, default=120.0,
                        help=argparse.SUPPRESS)  # seconds; tests make it short
     train.add_argument("--quiet", action="store_true", help="no progress lines")

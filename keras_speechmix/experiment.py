@@ -304,8 +304,9 @@ def train_clips(train, test=None, mix="speechmix", epochs=None, seed=0,
             finished, with the clips, crops and plans an uninterrupted run
             would have had (`keras_speechmix.epochs`). `history` then covers
             the epochs run since.
-        save_every: under several workers (`TF_CONFIG`), also back up every
-            this many steps, and resume mid-epoch (`multiworker.fit_workers`).
+        save_every: with `backup_dir`, also back up every this many steps
+            and resume mid-epoch (`multiworker.fit_workers`, on one machine
+            too; no validation curve then).
 
     Returns:
         `(model, result)`: the plain trained model and a dict with
@@ -333,6 +334,10 @@ def train_clips(train, test=None, mix="speechmix", epochs=None, seed=0,
     num_classes = len(train.class_names)
     steps = max(1, len(train) // batch_size)
     strategy = multiworker.strategy_from_env()
+    if strategy is None and backup_dir is not None and save_every:
+        # Keras' BackupAndRestore resumes at epoch starts only; the worker
+        # loop (equal to fit, tested) resumes mid-epoch, here on one machine.
+        strategy = tf.distribute.get_strategy()
     with strategy.scope() if strategy else contextlib.nullcontext():
         net = build_model(mix, num_classes, train.sample_rate, length, name)
         optimizer = network["optimizer"](learning_rate or network["learning_rate"],

@@ -98,3 +98,42 @@ def test_train_killed_mid_run_resumes_where_it_stopped(tmp_path):
     assert 2 <= first < 5
     # The resumed epochs are the uninterrupted run's, step for step.
     np.testing.assert_allclose(metrics["history"]["loss"], expected[first:], rtol=1e-6)
+
+
+def test_train_killed_mid_epoch_resumes_at_that_step(tmp_path):
+    """With --save-every, one machine resumes mid-epoch (the worker loop)."""
+    import re
+
+    from keras_speechmix import synth
+
+    env = dict(os.environ, KERAS_SPEECHMIX_CACHE=str(tmp_path / "cache"))
+    folder = synth.synthesize_digits(tmp_path / "digits", num_speakers=2,
+                                     takes_per_speaker=1)
+    run = dict(env=env, capture_output=True, text=True, timeout=300)
+
+    def command(out, backup):  # 10 training clips: 2 steps of 4 per epoch, a save after each
+        return train_command(folder, out, backup) + ["--batch-size", "4", "--save-every", "1"]
+
+    reference = subprocess.run(command(tmp_path / "ref", tmp_path / "b0"), **run)
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    expected = json.loads((tmp_path / "ref" / "metrics.json").read_text())["history"]["loss"]
+
+    backup = tmp_path / "b1"
+    process = subprocess.Popen(command(tmp_path / "res", backup), env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    state = backup / "checkpoint"
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None:
+        found = state.exists() and re.search(r'"ckpt-(\d+)"', state.read_text())
+        if found and int(found.group(1)) >= 3:  # ckpt-3: epoch 1, one step in
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "training ended before it could be killed"
+    process.kill()
+    process.wait()
+    resumed = subprocess.run(command(tmp_path / "res", backup), **run)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    metrics = json.loads((tmp_path / "res" / "metrics.json").read_text())
+    assert 1 <= metrics["first_epoch"] <= 3
+    # The epochs after the part-epoch are the uninterrupted run's.
+    np.testing.assert_allclose(metrics["history"]["loss"][-2:], expected[-2:], rtol=1e-6)
