@@ -8,7 +8,6 @@ Example:
 """
 
 import argparse
-import csv
 import dataclasses
 import json
 import logging
@@ -199,40 +198,38 @@ def _load(spec, sample_rate, trim_silence=False, out=None):
     return clips
 
 
-def _report_load(report, out, shown=20):
-    if not report.skipped:
+def _report_load(report, out):
+    _report_skipped(f"Skipped {len(report.skipped)} of {report.found} files:",
+                    report.skipped, out)
+
+
+def _report_stream_skips(log, out, listed=()):
+    """Lists the files a stream skipped; OUT/skipped.csv also gets those the
+    listing left out (`listed`)."""
+    _report_skipped(f"Skipped {len(log.skipped)} unreadable files while streaming "
+                    f"({log.failed_reads} of {log.reads} reads failed):",
+                    log.rows(), out, written=log.rows(listed))
+
+
+def _report_skipped(title, rows, out, shown=20, written=None):
+    """Prints `title` and the first `shown` `(path, reason)` rows; writes
+    `written` (default: `rows`) to OUT/skipped.csv."""
+    if not rows:
         return
-    print(f"Skipped {len(report.skipped)} of {report.found} files:")
-    for path, reason in report.skipped[:shown]:
+    print(title)
+    for path, reason in rows[:shown]:
         # Decoder messages often start with the path already.
         print(f"  {path}: {reason.removeprefix(f'{path}: ')}")
     if out is not None:
+        from keras_speechmix.datasets import write_skipped
+
         out.mkdir(parents=True, exist_ok=True)
-        with open(out / "skipped.csv", "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(["path", "reason"])
-            writer.writerows(report.skipped)
-    if len(report.skipped) > shown:
-        print(f"  ... and {len(report.skipped) - shown} more"
+        write_skipped(out / "skipped.csv", rows if written is None else written)
+    if len(rows) > shown:
+        print(f"  ... and {len(rows) - shown} more"
               + (f"; all are listed in {out / 'skipped.csv'}" if out is not None else ""))
     elif out is not None:
         print(f"  (also listed in {out / 'skipped.csv'})")
-
-
-def _report_stream_skips(log, out, listed=(), shown=20):
-    """Lists the files a stream skipped (first `shown`) and writes them all out,
-    with those the listing left out (`listed`), to OUT/skipped.csv."""
-    if not log.skipped:
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    log.write_csv(out / "skipped.csv", listed)
-    print(f"Skipped {len(log.skipped)} unreadable files while streaming "
-          f"({log.failed_reads} of {log.reads} reads failed):")
-    for path, reason in sorted(log.skipped.items())[:shown]:
-        print(f"  {path}: {reason.removeprefix(f'{path}: ')}")
-    more = len(log.skipped) - shown
-    print(f"  {'... and ' + str(more) + ' more; ' if more > 0 else '('}all are listed in "
-          f"{out / 'skipped.csv'}{'' if more > 0 else ')'}")
 
 
 def _progress(every):
@@ -400,9 +397,10 @@ def run_train(args):
     out = Path(args.out)
     files = streaming.list_files(args.data, rate)
     stream = args.stream or bool(args.cache)
-    if not stream and files.estimated_bytes() > args.memory_budget * 1e9:
+    needed = 0 if stream else files.estimated_bytes()  # reads every WAV header
+    if needed > args.memory_budget * 1e9:
         stream = True
-        print(f"The decoded clips would take about {files.estimated_bytes() / 1e9:.1f} GB, "
+        print(f"The decoded clips would take about {needed / 1e9:.1f} GB, "
               f"more than --memory-budget {args.memory_budget:.1f} GB: streaming them "
               "from disk instead")
     if stream:

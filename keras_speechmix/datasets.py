@@ -96,6 +96,23 @@ def trim_wave(wave, threshold=0.0):
     return wave if loud.size == 0 else wave[loud[0] : loud[-1] + 1]
 
 
+def write_skipped(path, rows):
+    """Writes `(path, reason)` rows to a CSV file with a `path,reason` header.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> target = os.path.join(tempfile.mkdtemp(), "skipped.csv")
+    >>> write_skipped(target, [("a.wav", "file is empty (0 bytes)")])
+    >>> open(target).read().splitlines()[1]
+    'a.wav,file is empty (0 bytes)'
+    """
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "reason"])
+        writer.writerows(rows)
+
+
 class ClipSet:
     """Decoded mono clips with labels, held in memory.
 

@@ -35,7 +35,7 @@ from keras_speechmix.pipeline import partner_batches
 from keras_speechmix.view import SpeechMix
 
 __all__ = ["METHODS", "MIXES", "NETWORKS", "RECIPE", "build_model",
-           "default_length", "predict_clips", "train_clips", "training_batches"]
+           "batches", "default_length", "predict_clips", "train_clips", "training_batches"]
 
 # Each method's partner_batches arguments; alpha = 1.0 (r ~ U(0, 1)) unless
 # given. Which mixing points each method uses depends on the network.
@@ -234,14 +234,27 @@ def training_batches(model, train, length, batch_size, seed, mixing=None, epoch=
         # A stream (and an epoch-clocked set) orders its clips itself; a
         # buffer of every decoded clip would defeat reading as it goes.
         clips = clips.shuffle(len(train), seed=seed, reshuffle_each_iteration=True)
+    trainer = model if mixing is None else SpeechMix(model)
+    return trainer, batches(clips, batch_size, num_classes, seed, mixing,
+                            getattr(trainer, "num_mix_points", 0), train.sample_rate,
+                            epoch=epoch)
+
+
+def batches(clips, batch_size, num_classes, seed, mixing, mix_points, sample_rate,
+            epoch=None, num_replicas=None):
+    """Batches of a `(waveform, label)` dataset: one-hot without `mixing`,
+    `partner_batches(..., **mixing)` with it.
+
+    Example:
+
+    >>> # data = batches(train.to_dataset(16000, training=True), 32, 10, 0, None, 0, 16000)
+    """
     if mixing is None:
-        return model, clips.batch(batch_size, drop_remainder=True).map(
+        return clips.batch(batch_size, drop_remainder=True).map(
             lambda x, y: (x, tf.one_hot(y, num_classes)))
-    trainer = SpeechMix(model)
-    return trainer, partner_batches(
-        clips, batch_size, num_classes=num_classes,
-        mix_points=trainer.num_mix_points, sample_rate=train.sample_rate,
-        seed=seed, epoch=epoch, **mixing)
+    return partner_batches(clips, batch_size, num_classes=num_classes,
+                           mix_points=mix_points, sample_rate=sample_rate, seed=seed,
+                           epoch=epoch, num_replicas=num_replicas, **mixing)
 
 
 def _accuracy(model, clips, length, crops):

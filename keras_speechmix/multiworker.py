@@ -35,7 +35,6 @@ import numpy as np
 import tensorflow as tf
 
 from keras_speechmix.epochs import EpochClock
-from keras_speechmix.pipeline import partner_batches
 
 __all__ = ["worker_count", "worker_index", "loopback_tf_configs", "strategy_from_env",
            "fit_workers"]
@@ -136,16 +135,11 @@ def _batches(train, length, batch_size, seed, mixing, mix_points, clock, count, 
     # Each worker draws its own crops and plans; folding the rank into the
     # seed keeps them apart.
     worker_seed = seed + 7919 * index
+    from keras_speechmix.experiment import batches  # experiment imports this module
+
     clips = shard.to_dataset(length, training=True, seed=worker_seed, epoch=clock.epoch)
-    num_classes = len(train.class_names)
-    if mixing is None:
-        data = clips.batch(per_worker, drop_remainder=True).map(
-            lambda x, y: (x, tf.one_hot(y, num_classes)))
-    else:
-        data = partner_batches(clips, per_worker, num_classes=num_classes,
-                               mix_points=mix_points, seed=worker_seed,
-                               num_replicas=1, epoch=clock.epoch,
-                               sample_rate=train.sample_rate, **mixing)
+    data = batches(clips, per_worker, len(train.class_names), worker_seed, mixing,
+                   mix_points, train.sample_rate, epoch=clock.epoch, num_replicas=1)
     return data.repeat().prefetch(2)
 
 

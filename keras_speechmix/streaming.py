@@ -27,7 +27,6 @@ Example:
 [([400], 0), ([400], 1)]
 """
 
-import csv
 import dataclasses
 import os
 import struct
@@ -121,10 +120,11 @@ class SkipLog:
         `more` adds `(path, reason)` pairs skipped elsewhere (e.g. by the
         listing, `FileSet.report.skipped`).
         """
-        with open(path, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(["path", "reason"])
-            writer.writerows(sorted({**dict(more), **self.skipped}.items()))
+        datasets.write_skipped(path, self.rows(more))
+
+    def rows(self, more=()):
+        """`(path, reason)` per skipped file, sorted by path, with `more` added."""
+        return sorted({**dict(more), **self.skipped}.items())
 
 
 class SkipGuard(keras.callbacks.Callback):
@@ -183,6 +183,18 @@ def _plain_wav(path, rate):
         return None
     x = samples.reshape(-1, channels).astype(np.float32) / np.float32(32768.0)
     return np.ascontiguousarray(x.mean(axis=1, dtype=np.float32))
+
+
+# What a file that cannot be used raises (np.load: ValueError for a bad .npy).
+_UNREADABLE = (audio.AudioDecodeError, OSError, ValueError)
+
+
+def _decode(path, rate, trim=None):
+    """One file's mono samples at `rate`, trimmed when `trim` is a threshold."""
+    wave = _plain_wav(path, rate)
+    if wave is None:
+        wave, _ = audio.load_audio(path, rate)
+    return wave if trim is None else datasets.trim_wave(wave, trim)
 
 
 def _wav_seconds(path):
@@ -413,12 +425,10 @@ class FileSet:
             if target.exists():
                 return str(target)
             try:
-                wave, _ = audio.load_audio(path, self.sample_rate)
-            except (audio.AudioDecodeError, OSError) as e:
+                wave = _decode(path, self.sample_rate, self.trim)
+            except _UNREADABLE as e:
                 self.skips.record(path, str(e))
                 return path
-            if self.trim is not None:
-                wave = datasets.trim_wave(wave, self.trim)
             partial = target.with_suffix(f".{os.getpid()}.part")
             with open(partial, "wb") as f:
                 np.save(f, wave.astype(np.float32))
@@ -438,15 +448,9 @@ class FileSet:
         def read(path):
             path = path.decode()
             try:
-                if path.endswith(".npy"):  # written by `cached`: samples at `rate`
-                    wave = np.load(path)
-                else:
-                    wave = _plain_wav(path, rate)
-                    if wave is None:
-                        wave, _ = audio.load_audio(path, rate)
-                    if trim is not None:
-                        wave = datasets.trim_wave(wave, trim)
-            except (audio.AudioDecodeError, OSError, ValueError) as e:
+                # `cached` wrote .npy files already at `rate` and trimmed.
+                wave = np.load(path) if path.endswith(".npy") else _decode(path, rate, trim)
+            except _UNREADABLE as e:
                 log.record(path, str(e))
                 return np.zeros(0, np.float32), False
             log.record(path)
