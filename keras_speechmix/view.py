@@ -73,6 +73,30 @@ def _one_hot_targets(y, y_pred):
     return ops.one_hot(ops.cast(y, "int32"), classes, dtype="float32")
 
 
+def _batch_size_from_data(data):
+    """`data` with the batch dimension's static size erased (TensorFlow only).
+
+    Keras' TensorFlow step counts each batch in its loss and metric means
+    with `tf.shape(x)[0]`, a constant when the batch size is static (as
+    `partner_batches` makes it). On a dataset of unknown length the last
+    step of an epoch asks for one more batch and fails, but ops that depend
+    on no input still run: the means' counts grew by one batch more than
+    their totals, so an epoch's recorded loss and accuracy were the true
+    ones times n / (n + 1). A batch size read from the data runs only with
+    the data.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return data  # the other backends fetch batches outside the graph
+    import tensorflow as tf
+
+    def relax(t):
+        if not isinstance(t, tf.Tensor) or not t.shape.rank or t.shape[0] is None:
+            return t
+        return tf.compat.v1.placeholder_with_default(t, [None, *t.shape[1:]])
+
+    return keras.tree.map_structure(relax, data)
+
+
 # Sparse losses and metrics, and the categorical ones that take the same
 # arguments and give the same values on one-hot targets.
 _SPARSE_TO_CATEGORICAL = {
@@ -263,6 +287,15 @@ class SpeechMix(keras.Model):
         self.compile(**keras.saving.deserialize_keras_object(config))
         if self.optimizer is not None and self.built:
             self.optimizer.build(self.trainable_variables)
+
+    # JAX's steps take `(state, data)`, the others `data`.
+    def train_step(self, *args):
+        *state, data = args
+        return super().train_step(*state, _batch_size_from_data(data))
+
+    def test_step(self, *args):
+        *state, data = args
+        return super().test_step(*state, _batch_size_from_data(data))
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
                      training=True):

@@ -251,3 +251,40 @@ def test_saved_view_comes_back_compiled(tmp_path):
     np.testing.assert_allclose(
         loaded.evaluate(x, labels, verbose=0), view.evaluate(x, labels, verbose=0),
         rtol=1e-6)
+
+
+def test_epoch_metrics_equal_plain_fit_on_a_dataset_of_unknown_length():
+    # Issue 19, item 8: batches of a static size from a dataset of unknown
+    # length (partner_batches over a batched dataset, a stream) made Keras
+    # count one batch too many in every epoch mean, so the recorded loss was
+    # the true one times n / (n + 1). With a learning rate of 0 every batch
+    # has the same loss, which the epoch's must equal.
+    x = np.random.RandomState(0).rand(64, 6).astype("float32")
+    labels = np.arange(64) % 3
+
+    def compiled(model):
+        model.compile(keras.optimizers.SGD(0.0), "categorical_crossentropy",
+                      metrics=["accuracy"])
+        return model
+
+    model = small_model()
+    view = compiled(SpeechMix(model))
+    batches = partner_batches(tf.data.Dataset.from_tensor_slices((x, labels)).batch(8), 8,
+                              num_classes=3, mix_points=2, seed=0, prob=0.0)
+    assert batches.cardinality() == tf.data.UNKNOWN_CARDINALITY
+    history = view.fit(batches, epochs=2, verbose=0).history
+    # The plain model on the same batches, counted by Keras with a known length.
+    listed = list(batches.map(lambda inputs, y: (inputs[0], y)))
+    known = tf.data.Dataset.from_tensor_slices(
+        (np.stack([b[0] for b in listed]), np.stack([b[1] for b in listed])))
+    plain = compiled(keras.models.clone_model(model))
+    plain.set_weights(model.get_weights())
+    expected = plain.fit(known, epochs=2, verbose=0).history
+    np.testing.assert_allclose(history["loss"], expected["loss"], rtol=1e-6)
+    np.testing.assert_allclose(history["accuracy"], expected["accuracy"], rtol=1e-6)
+    batch_losses = [plain.evaluate(bx, by, verbose=0, batch_size=8)[0] for bx, by in known]
+    np.testing.assert_allclose(history["loss"][0], np.mean(batch_losses), rtol=1e-5)
+    # Validation data of unknown length is scored the same way.
+    val = known.unbatch().filter(lambda a, b: True).batch(8, drop_remainder=True)
+    scored = view.evaluate(val, verbose=0, return_dict=True)
+    np.testing.assert_allclose(scored["loss"], expected["loss"][-1], rtol=1e-6)
