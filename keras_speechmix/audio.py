@@ -1,29 +1,34 @@
 """Audio decoding and waveform utilities.
 
-Decoding is built on TensorFlow ops so that it runs inside `tf.data`
-pipelines (graph mode): `tf.audio.decode_wav` for 16-bit WAV, and
-tensorflow-io (`tfio.audio.decode_flac`, `decode_vorbis`, `decode_mp3`,
-`decode_wav`) for everything else. Resampling uses tensorflow-io's resampler.
+Files are decoded by soundfile (libsndfile: WAV in every layout it reads,
+including WAVE_FORMAT_EXTENSIBLE and any channel count, FLAC, Ogg
+Vorbis/Opus, MP3, AIFF, ...) and resampled by soxr (the SoX resampler,
+"HQ" quality). Both are plain wheels with their native libraries inside.
+Inside a graph (`tf.data.Dataset.map`, `tf.function`), `decode_audio` and
+`resample` run the same code through `tf.numpy_function`, so they need a
+Python interpreter (no SavedModel export of the decoding step).
 
-tensorflow-io is optional: without it this module still imports and 16-bit
-WAV files still decode, while FLAC, Ogg Vorbis, MP3, other WAV encodings and
-resampling raise an `ImportError` that names the fix
-(`pip install keras_speechmix[audio]`). When tensorflow-io *is* installed but
-its native ops cannot run beside the installed TensorFlow, importing this
-module raises an `ImportError` naming both versions, rather than letting a
-`NotImplementedError` surface later from deep inside a graph.
+tensorflow-io is not needed. `tensorflow_io()` returns it when it is
+installed and works beside the installed TensorFlow, and raises an
+`ImportError` naming both versions and the fix when it is installed but
+its native ops do not load.
 
-Waveforms are float32 in [-1, 1] with shape `(samples, channels)` as decoded,
-or `(samples,)` once mono.
+Waveforms are float32 with shape `(samples, channels)` as decoded (integer
+samples scaled to [-1, 1): int16 / 32768, 24- and 32-bit likewise, 8-bit
+unsigned around 128), or `(samples,)` once mono.
 """
 
 import functools
 import importlib
 import importlib.metadata
+import importlib.util
+import io
 import math
-import threading
+import re
 
 import numpy as np
+import soundfile
+import soxr
 import tensorflow as tf
 
 __all__ = [
@@ -36,19 +41,31 @@ __all__ = [
     "fix_length",
     "multi_crop",
     "normalize",
+    "tensorflow_io",
 ]
 
-INSTALL_HINT = "pip install keras_speechmix[audio]"
 PIN_HINT = (
+    "keras_speechmix does not need tensorflow-io: uninstall it "
+    "(pip uninstall tensorflow-io), or install the pair it was built for: "
     'pip install "tensorflow==2.17.1" "tensorflow-io==0.37.1" '
-    "(or install with the package's constraints file: "
-    "pip install -c constraints.txt keras_speechmix[audio])"
+    "(what keras_speechmix[tfio] installs)"
 )
 
 FORMATS = ("wav", "flac", "ogg", "mp3")
-_FORMAT_ALIASES = {"wave": "wav", "vorbis": "ogg", "oga": "ogg"}
-_WAV, _FLAC, _OGG, _MP3, _UNKNOWN = range(5)
-_FORMAT_NAMES = {_WAV: "WAV", _FLAC: "FLAC", _OGG: "Ogg Vorbis", _MP3: "MP3"}
+_FORMAT_ALIASES = {"wave": "wav", "vorbis": "ogg", "opus": "ogg", "oga": "ogg"}
+# libsndfile's major formats behind each name `decode_audio` accepts.
+_MAJOR = {"wav": {"WAV", "WAVEX", "RF64", "W64"}, "flac": {"FLAC"}, "ogg": {"OGG"},
+          "mp3": {"MP3", "MPEG"}}
+_NAMES = {"WAV": "WAV", "WAVEX": "WAV", "RF64": "WAV", "W64": "WAV", "FLAC": "FLAC",
+          "OGG": "Ogg", "MP3": "MP3", "MPEG": "MP3"}
+# Magic bytes, only to word errors for data libsndfile refuses.
+_MAGIC = ((b"RIFF", "WAV"), (b"RF64", "WAV"), (b"fLaC", "FLAC"), (b"OggS", "Ogg"),
+          (b"ID3", "MP3"), (b"FORM", "AIFF"))
+_EXPECTED = "expected WAV, FLAC, Ogg Vorbis/Opus or MP3"
+# libsndfile's log for a RIFF file whose data chunk is cut short:
+# "data : 32000 (should be 15978)".
+_SHORT_CHUNK = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.M)
+_PLACEHOLDER_SIZES = (0, 0xFFFFFFFF)  # streamed WAVs leave the size unset
 
 
 class AudioDecodeError(ValueError):
@@ -71,6 +88,10 @@ class AudioDecodeError(ValueError):
         super().__init__(reason if path is None else f"{path}: {reason}")
 
 
+# ---------------------------------------------------------------------------
+# tensorflow-io (optional, unused by the package itself)
+
+
 def _package_version(name):
     try:
         return importlib.metadata.version(name)
@@ -79,14 +100,24 @@ def _package_version(name):
 
 
 def _broken_tfio_error(cause):
+    first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
     return ImportError(
         "tensorflow-io is installed but its native ops do not work with the "
         f"installed TensorFlow (tensorflow {tf.__version__}, tensorflow-io "
-        f"{_package_version('tensorflow-io')}): {type(cause).__name__}: "
-        f"{str(cause).strip().splitlines()[0] if str(cause).strip() else ''}. "
-        "tensorflow-io 0.37.1 is built for TensorFlow 2.17 only; fix with: "
-        f"{PIN_HINT}"
+        f"{_package_version('tensorflow-io')}): {type(cause).__name__}: {first}. "
+        f"tensorflow-io 0.37.1 is built for TensorFlow 2.17 only. {PIN_HINT}"
     )
+
+
+def _resample_op(tfio):
+    # The raw op takes (samples, channels); tfio.audio.resample wraps it in
+    # tf.case + tf.vectorized_map.
+    try:
+        from tensorflow_io.python.ops import core_ops
+
+        return core_ops.io_audio_resample
+    except ImportError:  # pragma: no cover - layout change in tensorflow-io
+        return tfio.audio.resample
 
 
 def _probe_tfio(import_module=importlib.import_module):
@@ -106,9 +137,7 @@ def _probe_tfio(import_module=importlib.import_module):
         raise _broken_tfio_error(e) from e
     try:
         with tf.init_scope():
-            out = _resample_op(tfio)(
-                tf.zeros([16, 1], tf.float32), rate_in=8000, rate_out=16000
-            )
+            out = _resample_op(tfio)(tf.zeros([16, 1], tf.float32), rate_in=8000, rate_out=16000)
             if int(tf.shape(out)[0]) <= 0:
                 raise RuntimeError("resample returned no samples")
     except Exception as e:
@@ -116,247 +145,39 @@ def _probe_tfio(import_module=importlib.import_module):
     return tfio
 
 
-def _resample_op(tfio):
-    # The raw op takes (samples, channels) directly; the public
-    # tfio.audio.resample wraps it in tf.case + tf.vectorized_map, which
-    # retraces per call in eager mode and is ~20x slower for per-file loading.
-    try:
-        from tensorflow_io.python.ops import core_ops
-
-        return core_ops.io_audio_resample
-    except ImportError:  # pragma: no cover - layout change in tensorflow-io
-        return tfio.audio.resample
+# Installed, which says nothing about whether it works: see tensorflow_io().
+HAVE_TFIO = importlib.util.find_spec("tensorflow_io") is not None
 
 
-_tfio = _probe_tfio()
-HAVE_TFIO = _tfio is not None
+@functools.lru_cache(maxsize=1)
+def tensorflow_io():
+    """The `tensorflow_io` module if it is installed and works, else `None`.
 
+    keras_speechmix decodes with soundfile and resamples with soxr, so it
+    never needs tensorflow-io. This is for pipelines that mix in its ops:
+    it imports tensorflow-io and runs one tiny op, because its native
+    library only fails to load when an op first runs (deep inside a graph,
+    as a `NotImplementedError`).
 
-def _require_tfio(what):
-    if _tfio is None:
-        raise ImportError(
-            f"{what} needs tensorflow-io, which is not installed. "
-            f"Install it with: {INSTALL_HINT}"
-        )
-    return _tfio
+    Returns:
+        The module, or `None` when tensorflow-io is not installed.
+
+    Raises:
+        ImportError: tensorflow-io is installed but does not work beside the
+            installed TensorFlow; the message names both versions and the fix.
+
+    Example:
+
+    >>> tfio = tensorflow_io()  # None without tensorflow-io
+    """
+    return _probe_tfio()
 
 
 # ---------------------------------------------------------------------------
-# Header parsing. tensorflow-io's decoders return samples only, so the sample
-# rate (and, for WAV/FLAC, the sample width that picks the decoder dtype) is
-# read from the container header with TF string ops to stay graph-compatible.
+# Decoding
 
 
-def _byte_window(contents, offset, n):
-    """`n` bytes of `contents` from `offset` as int32, zero-padded past the end."""
-    length = tf.strings.length(contents)
-    offset = tf.minimum(tf.cast(offset, tf.int32), length)
-    chunk = tf.strings.substr(contents, offset, n)
-    chunk = tf.strings.substr(tf.strings.join([chunk, b"\x00" * n]), 0, n)
-    return tf.cast(tf.io.decode_raw(chunk, tf.uint8), tf.int32)
-
-
-def _le(byts, offset, n):
-    value = tf.constant(0, tf.int64)
-    for i in reversed(range(n)):
-        value = value * 256 + tf.cast(byts[offset + i], tf.int64)
-    return value
-
-
-def _matches(byts, offset, magic):
-    return tf.reduce_all(
-        tf.equal(byts[offset : offset + len(magic)], list(magic))
-    )
-
-
-def _sniff(contents):
-    """Format index (_WAV, _FLAC, _OGG, _MP3 or _UNKNOWN) from magic bytes."""
-    b = _byte_window(contents, 0, 12)
-    is_wav = _matches(b, 0, b"RIFF") & _matches(b, 8, b"WAVE")
-    is_flac = _matches(b, 0, b"fLaC")
-    is_ogg = _matches(b, 0, b"OggS")
-    is_mp3 = _matches(b, 0, b"ID3") | (
-        tf.equal(b[0], 0xFF) & tf.equal(tf.bitwise.bitwise_and(b[1], 0xE0), 0xE0)
-    )
-    flags = tf.stack([is_wav, is_flac, is_ogg, is_mp3, tf.constant(True)])
-    return tf.cast(tf.argmax(tf.cast(flags, tf.int32)), tf.int32)
-
-
-def _fail_branch(message):
-    def branch():
-        check = tf.debugging.Assert(tf.constant(False), [message])
-        with tf.control_dependencies([check]):
-            return tf.zeros([0, 1], tf.float32), tf.constant(0, tf.int32)
-
-    return branch
-
-
-def _checked(condition, message, fn):
-    """Runs `fn` after asserting `condition`, in eager and graph mode alike."""
-    with tf.control_dependencies([tf.debugging.Assert(condition, [message])]):
-        return fn()
-
-
-def _decode_wav(contents):
-    head = tf.strings.substr(contents, 0, 4096)
-    # Chunks (LIST, JUNK, ...) may precede "fmt ", so find it rather than
-    # assuming offset 12.
-    fmt_at = tf.strings.length(tf.strings.split(head, sep="fmt ", maxsplit=1)[0])
-    fmt = _byte_window(contents, fmt_at, 40)
-    tag = _le(fmt, 8, 2)
-    tag = tf.where(tf.equal(tag, 0xFFFE), _le(fmt, 24, 2), tag)  # EXTENSIBLE
-    bits = _le(fmt, 22, 2)
-    rate = tf.cast(_le(fmt, 12, 4), tf.int32)
-    plain_pcm16 = tf.equal(_le(fmt, 8, 2), 1) & tf.equal(bits, 16)
-
-    def core():
-        wave, sr = tf.audio.decode_wav(contents)
-        return wave, sr
-
-    if _tfio is None:
-        need = _fail_branch(
-            "This WAV encoding (not 16-bit PCM) needs tensorflow-io, which is "
-            f"not installed: {INSTALL_HINT}"
-        )
-        return tf.cond(plain_pcm16, core, need)
-    tfio = _tfio
-    pcm, flt = tf.equal(tag, 1), tf.equal(tag, 3)
-
-    def u8():
-        x = tfio.audio.decode_wav(contents, dtype=tf.uint8)
-        return (tf.cast(x, tf.float32) - 128.0) / 128.0, rate
-
-    def i16():
-        x = tfio.audio.decode_wav(contents, dtype=tf.int16)
-        return tf.cast(x, tf.float32) / 32768.0, rate
-
-    def i24():
-        # tensorflow-io left-aligns 24-bit samples in int32.
-        x = tfio.audio.decode_wav(contents, dtype=tf.int32)
-        return tf.cast(x, tf.float32) / 2147483648.0, rate
-
-    def i32():
-        # tensorflow-io hands 32-bit PCM back as float32 bit patterns.
-        x = tfio.audio.decode_wav(contents, dtype=tf.float32)
-        return tf.cast(tf.bitcast(x, tf.int32), tf.float32) / 2147483648.0, rate
-
-    def f32():
-        return tfio.audio.decode_wav(contents, dtype=tf.float32), rate
-
-    kind = tf.argmax(
-        tf.cast(
-            tf.stack(
-                [
-                    plain_pcm16,
-                    pcm & tf.equal(bits, 8),
-                    pcm & tf.equal(bits, 16),
-                    pcm & tf.equal(bits, 24),
-                    pcm & tf.equal(bits, 32),
-                    flt & tf.equal(bits, 32),
-                    tf.constant(True),
-                ]
-            ),
-            tf.int32,
-        )
-    )
-    unsupported = _fail_branch(
-        "Unsupported WAV encoding (only 8/16/24/32-bit PCM and 32-bit float "
-        "are supported); convert the file to 16-bit PCM WAV"
-    )
-    return tf.switch_case(
-        tf.cast(kind, tf.int32), [core, u8, i16, i24, i32, f32, unsupported]
-    )
-
-
-def _decode_flac(contents):
-    tfio = _require_tfio("Decoding FLAC")
-    info = _byte_window(contents, 18, 4)  # STREAMINFO follows the block header
-    rate = (info[0] * 4096) + (info[1] * 16) + tf.bitwise.right_shift(info[2], 4)
-    bits = (
-        tf.bitwise.left_shift(tf.bitwise.bitwise_and(info[2], 1), 4)
-        + tf.bitwise.right_shift(info[3], 4)
-        + 1
-    )
-
-    def i16():
-        x = tfio.audio.decode_flac(contents, dtype=tf.int16)
-        return tf.cast(x, tf.float32) / 32768.0, rate
-
-    def i32():
-        # Wider samples come back left-aligned in int32.
-        x = tfio.audio.decode_flac(contents, dtype=tf.int32)
-        return tf.cast(x, tf.float32) / 2147483648.0, rate
-
-    return tf.cond(bits <= 16, i16, i32)
-
-
-def _decode_ogg(contents):
-    tfio = _require_tfio("Decoding Ogg Vorbis")
-    page = _byte_window(contents, 0, 27)
-    packet = 27 + page[26]  # after the first page's segment table
-    ident = _byte_window(contents, packet, 16)
-    rate = tf.cast(_le(ident, 12, 4), tf.int32)
-    return _checked(
-        _matches(ident, 0, b"\x01vorbis"),
-        "Ogg stream is not Vorbis (Ogg Opus/FLAC are not supported); "
-        "convert it to Ogg Vorbis, FLAC or WAV",
-        lambda: (tfio.audio.decode_vorbis(contents), rate),
-    )
-
-
-_MP3_RATES = [
-    [11025, 12000, 8000, 0],  # MPEG 2.5
-    [0, 0, 0, 0],  # reserved
-    [22050, 24000, 16000, 0],  # MPEG 2
-    [44100, 48000, 32000, 0],  # MPEG 1
-]
-
-
-def _decode_mp3(contents):
-    # Decoding uses tensorflow-io's bundled minimp3; LAME (libmp3lame) is only
-    # needed by tfio.audio.encode_mp3, so it is not required here.
-    tfio = _require_tfio("Decoding MP3")
-    id3 = _byte_window(contents, 0, 10)
-    tag_size = (
-        id3[6] * 2097152 + id3[7] * 16384 + id3[8] * 128 + id3[9]
-    ) + 10 * (1 + tf.bitwise.right_shift(tf.bitwise.bitwise_and(id3[5], 0x10), 4))
-    start = tf.where(_matches(id3, 0, b"ID3"), tag_size, 0)
-    # Encoders may leave padding between the tag and the first frame: take the
-    # first plausible frame header in the next 4 KiB.
-    window = _byte_window(contents, start, 4096)
-    b0, b1, b2 = window[:-2], window[1:-1], window[2:]
-    version = tf.bitwise.bitwise_and(tf.bitwise.right_shift(b1, 3), 3)
-    layer = tf.bitwise.bitwise_and(tf.bitwise.right_shift(b1, 1), 3)
-    bitrate = tf.bitwise.right_shift(b2, 4)
-    rate_index = tf.bitwise.bitwise_and(tf.bitwise.right_shift(b2, 2), 3)
-    valid = (
-        tf.equal(b0, 0xFF)
-        & tf.equal(tf.bitwise.bitwise_and(b1, 0xE0), 0xE0)
-        & tf.not_equal(version, 1)
-        & tf.not_equal(layer, 0)
-        & tf.not_equal(bitrate, 15)
-        & tf.not_equal(rate_index, 3)
-    )
-    first = tf.argmax(tf.cast(valid, tf.int32))
-    rate = tf.gather(
-        tf.reshape(tf.constant(_MP3_RATES, tf.int32), [-1]),
-        version[first] * 4 + rate_index[first],
-    )
-    return _checked(
-        tf.reduce_any(valid),
-        "No MP3 frame header found after the ID3 tag",
-        lambda: (tfio.audio.decode_mp3(contents), rate),
-    )
-
-
-_DECODERS = {_WAV: _decode_wav, _FLAC: _decode_flac, _OGG: _decode_ogg, _MP3: _decode_mp3}
-_UNKNOWN_MESSAGE = (
-    "Unrecognised audio data: expected a WAV (RIFF/WAVE), FLAC (fLaC), "
-    "Ogg Vorbis (OggS) or MP3 (ID3 tag or MPEG frame) header"
-)
-
-
-def _format_index(file_format):
+def _format_name(file_format):
     name = str(file_format).lower().lstrip(".")
     name = _FORMAT_ALIASES.get(name, name)
     if name not in FORMATS:
@@ -364,60 +185,148 @@ def _format_index(file_format):
             f"Unknown file_format={file_format!r}; expected one of {FORMATS} "
             "or None to detect it from the data"
         )
-    return FORMATS.index(name)
+    return name
 
 
-def _finish(wave, rate, check_finite=True):
-    wave = tf.ensure_shape(tf.cast(wave, tf.float32), [None, None])
-    rate = tf.ensure_shape(tf.cast(rate, tf.int32), [])
-    if check_finite:
-        # Float WAVs can carry NaN/Inf; stop them here rather than in a loss.
-        wave = tf.debugging.check_numerics(wave, "decoded audio has NaN or Inf samples")
+def _container(data):
+    """What the magic bytes claim the data is (for error messages only)."""
+    # No MPEG frame sync here: 11 bits turn up in random bytes too.
+    for magic, name in _MAGIC:
+        if data.startswith(magic):
+            return name
+    return None
+
+
+def _ogg_unfinished(data):
+    # An Ogg stream ends with a page flagged end-of-stream (header type bit
+    # 0x04); a cut file ends before it.
+    last = data.rfind(b"OggS")
+    return last < 0 or len(data) < last + 27 or not data[last + 5] & 0x04
+
+
+def _riff_short(data):
+    """(promised, present) bytes when a RIFF header promises more than exists."""
+    if len(data) < 8 or data[:4] != b"RIFF":
+        return None
+    promised = int.from_bytes(data[4:8], "little")
+    if promised in _PLACEHOLDER_SIZES or promised <= len(data) - 8:
+        return None
+    return promised, len(data) - 8
+
+
+def _refused(data, message):
+    """The reason for data libsndfile would not open."""
+    container = _container(data)
+    message = message.split(": ", 1)[-1] if message.startswith("Error opening") else message
+    if container is None:
+        return (f"not an audio file (it starts with {data[:8]!r}; libsndfile: "
+                f"{message}); {_EXPECTED}")
+    if container == "WAV" and _riff_short(data):
+        promised, present = _riff_short(data)
+        return (f"truncated: the WAV header promises {promised} bytes after it, the file "
+                f"holds {present} (could not decode as WAV: {message})")
+    if container == "Ogg" and _ogg_unfinished(data):
+        return (f"truncated: the Ogg stream stops before its last page "
+                f"(could not decode as Ogg: {message})")
+    return f"could not decode as {container}: {message}"
+
+
+def _decode_bytes(data, path=None, file_format=None):
+    """`(samples, channels)` float32 and the rate; AudioDecodeError if unusable."""
+    if not data:
+        raise AudioDecodeError(path, "file is empty (0 bytes)")
+    try:
+        with soundfile.SoundFile(io.BytesIO(data)) as f:
+            major, rate, promised = f.format, int(f.samplerate), int(f.frames)
+            log = f.extra_info if _NAMES.get(major) == "WAV" else ""
+            try:
+                wave = f.read(dtype="float32", always_2d=True)
+            except soundfile.LibsndfileError as e:
+                name = _NAMES.get(major, major)
+                raise AudioDecodeError(path, (
+                    f"truncated or damaged {name} data: decoding stopped with "
+                    f"'{e.error_string}' before the {promised} samples its header "
+                    "promises")) from e
+    except soundfile.LibsndfileError as e:
+        raise AudioDecodeError(path, _refused(data, e.error_string)) from e
+    name = _NAMES.get(major, major)
+    if file_format is not None and major not in _MAJOR[_format_name(file_format)]:
+        raise AudioDecodeError(path, f"file_format={file_format!r}, but the data is {name}")
+    short = _SHORT_CHUNK.search(log)
+    if short and int(short.group(1)) not in _PLACEHOLDER_SIZES and int(
+            short.group(2)) < int(short.group(1)):
+        raise AudioDecodeError(path, (
+            f"truncated: the {name} header promises {short.group(1)} bytes of samples, "
+            f"the file holds {short.group(2)}"))
+    # MP3 lengths are estimated from the file size (ID3 tags included), so a
+    # whole file may decode a frame short of it; a cut one falls far short.
+    slack = max(1152, promised // 100) if name == "MP3" else 0
+    if 0 < len(wave) < promised - slack:
+        raise AudioDecodeError(path, (
+            f"truncated: decoded {len(wave)} of the {promised} samples its {name} "
+            "header promises"))
+    if wave.shape[0] == 0 or wave.shape[1] == 0:
+        raise AudioDecodeError(path, f"decoded to no samples (shape {wave.shape})")
+    if rate <= 0:
+        raise AudioDecodeError(path, f"header gives an invalid sample rate ({rate} Hz)")
+    bad = int(wave.size - np.count_nonzero(np.isfinite(wave)))
+    if bad:
+        raise AudioDecodeError(path, f"contains {bad} NaN or infinite samples")
     return wave, rate
 
 
-_SCALAR_STRING = tf.TensorSpec([], tf.string)
+def _contents_bytes(contents):
+    if isinstance(contents, (bytes, bytearray, memoryview)):
+        return bytes(contents)
+    return tf.convert_to_tensor(contents, tf.string).numpy()
 
 
-@functools.lru_cache(maxsize=None)
-def _compiled(index, check_finite=True):
-    """Traced once: eagerly, header parsing would be ~60 separate small ops."""
-    if index == _UNKNOWN:
-        return tf.function(_sniff, input_signature=[_SCALAR_STRING])
-    decoder = _DECODERS[index]
-    if index != _WAV:
-        _require_tfio(f"Decoding {_FORMAT_NAMES[index]}")
-    return tf.function(
-        lambda c: _finish(*decoder(c), check_finite=check_finite),
-        input_signature=[_SCALAR_STRING],
-    )
+_SUFFIXES = {".wav": ("WAV",), ".flac": ("FLAC",), ".ogg": ("OGG",), ".mp3": ("MP3", "MPEG")}
+
+
+def _require_decoder(suffix):
+    """Raises ImportError when libsndfile here cannot read files with `suffix`.
+
+    The soundfile wheels bundle a libsndfile that reads all four; one built
+    against an older system library (before 1.1) lacks MP3, and one without
+    Ogg support lacks Vorbis and Opus. Checked before a stream starts, so
+    that a missing decoder is not reported as every such file skipped.
+    """
+    suffix = str(suffix).lower()
+    majors = _SUFFIXES.get(suffix)
+    if majors and not set(majors) & set(soundfile.available_formats()):
+        raise ImportError(
+            f"Decoding {suffix} files needs a libsndfile with {majors[0]} support; this "
+            f"soundfile ({soundfile.__version__}) uses libsndfile "
+            f"{soundfile.__libsndfile_version__}, which lacks it. Install the soundfile "
+            "wheel, which bundles one that has it: pip install --upgrade soundfile"
+        )
 
 
 def decode_audio(contents, file_format=None):
     """Decodes an encoded audio file into a float32 waveform.
 
-    Works eagerly and inside `tf.data` / `tf.function` (graph mode). The format
-    is taken from `file_format` or detected from the magic bytes: `RIFF....WAVE`
-    (WAV), `fLaC` (FLAC), `OggS` (Ogg Vorbis), `ID3` or an MPEG frame sync
-    (MP3). 16-bit PCM WAV needs only TensorFlow; every other format needs
-    tensorflow-io. Samples that are NaN or infinite raise an
-    `InvalidArgumentError`.
+    soundfile (libsndfile) does the decoding: WAV in any layout it reads
+    (8/16/24/32-bit PCM, float, WAVE_FORMAT_EXTENSIBLE, any channel count),
+    FLAC, Ogg Vorbis and Opus, MP3, and the rarer formats libsndfile knows.
+    The format comes from the data itself. Works eagerly and inside
+    `tf.data` / `tf.function`, where it runs through `tf.numpy_function`.
 
     Args:
         contents: Scalar string tensor (or `bytes`) holding the file contents.
-        file_format: One of `"wav"`, `"flac"`, `"ogg"`, `"mp3"`, or `None`
-            to detect the format from the data.
+        file_format: `None`, or one of `"wav"`, `"flac"`, `"ogg"`, `"mp3"`
+            to insist on that format: data of another format is an error.
 
     Returns:
         Tuple `(waveform, sample_rate)`: a float32 tensor of shape
-        `(samples, channels)` in [-1, 1] and an int32 scalar tensor.
+        `(samples, channels)` and an int32 scalar tensor.
 
     Raises:
-        ValueError: eagerly, for an unknown `file_format` or unrecognised data.
-        ImportError: when the format needs tensorflow-io and it is missing
-            (in graph mode with a detected format, an `InvalidArgumentError`
-            carrying the same advice is raised when the data is decoded).
-        tf.errors.InvalidArgumentError: when the decoder rejects the data.
+        ValueError: eagerly, for an unknown `file_format`.
+        AudioDecodeError (a `ValueError`): eagerly, for data that is not
+            audio, truncated or damaged, decodes to no samples or holds NaN or
+            infinite samples; in a graph the same message comes as a
+            `tf.errors.InvalidArgumentError`.
 
     Example:
 
@@ -427,57 +336,47 @@ def decode_audio(contents, file_format=None):
     >>> tuple(wave.shape), int(rate)
     ((800, 1), 8000)
     """
-    contents = tf.convert_to_tensor(contents, tf.string)
-    eager = tf.executing_eagerly()
     if file_format is not None:
-        index = _format_index(file_format)
-        return _compiled(index)(contents) if eager else _finish(*_DECODERS[index](contents))
-    if eager:
-        index = int(_compiled(_UNKNOWN)(contents))
-        if index == _UNKNOWN:
-            raise ValueError(_UNKNOWN_MESSAGE)
-        return _compiled(index)(contents)
-    index = _sniff(contents)
-    branches = []
-    for i in (_WAV, _FLAC, _OGG, _MP3):
-        if i != _WAV and _tfio is None:
-            branches.append(
-                _fail_branch(
-                    f"Decoding {_FORMAT_NAMES[i]} needs tensorflow-io, which is "
-                    f"not installed: {INSTALL_HINT}"
-                )
-            )
-        else:
-            branches.append(functools.partial(_DECODERS[i], contents))
-    branches.append(_fail_branch(_UNKNOWN_MESSAGE))
-    return _finish(*tf.switch_case(index, branches))
+        _format_name(file_format)
+    if tf.executing_eagerly():
+        wave, rate = _decode_bytes(_contents_bytes(contents), file_format=file_format)
+        return tf.constant(wave), tf.constant(rate, tf.int32)
+    contents = tf.convert_to_tensor(contents, tf.string)
+
+    def decode(data):
+        wave, rate = _decode_bytes(data, file_format=file_format)
+        return wave, np.int32(rate)
+
+    wave, rate = tf.numpy_function(decode, [contents], (tf.float32, tf.int32), stateful=False)
+    return tf.ensure_shape(wave, [None, None]), tf.ensure_shape(rate, [])
 
 
-_TRACE_LINES = ("Graph execution error", "Detected at node", "File ", "[[")
-
-
-def _first_line(error):
-    """The informative line of a TF error (graph errors bury it under a trace)."""
-    message = getattr(error, "message", None) or str(error)
-    for line in message.splitlines():
-        line = line.strip()
-        if not line or line.startswith(_TRACE_LINES):
-            continue
-        if line.startswith("{{function_node"):
-            line = line.split("}}", 1)[-1].strip()
-        line = line.split(" [Op:")[0].split("\t [[")[0]
-        return line.removeprefix("assertion failed: ").strip("[] ")
-    return type(error).__name__
+def _read_file(path):
+    if "://" in path:  # gs://, s3://, ...: TensorFlow's file systems
+        if not tf.io.gfile.exists(path):
+            raise FileNotFoundError(f"Audio file not found: {path}")
+        if tf.io.gfile.isdir(path):
+            raise AudioDecodeError(path, "is a directory, not an audio file")
+        with tf.io.gfile.GFile(path, "rb") as f:
+            return f.read()
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"Audio file not found: {path}") from None
+    except IsADirectoryError:
+        raise AudioDecodeError(path, "is a directory, not an audio file") from None
 
 
 def load_audio(path, sample_rate=None, mono=True):
     """Reads, decodes, optionally downmixes and resamples one audio file.
 
-    An eager convenience around `decode_audio` for building in-memory datasets.
-    Every failure names the file.
+    Decoding is soundfile's (see `decode_audio` for the formats), resampling
+    soxr's (see `resample`). Every failure names the file.
 
     Args:
-        path: Path of a WAV, FLAC, Ogg Vorbis or MP3 file.
+        path: Path of an audio file (local, or a URL TensorFlow's file
+            systems read, such as `gs://...`).
         sample_rate: Target rate in Hz, or `None` to keep the file's rate.
         mono: If `True`, average the channels and return a 1-D waveform.
 
@@ -487,9 +386,8 @@ def load_audio(path, sample_rate=None, mono=True):
 
     Raises:
         FileNotFoundError: the file does not exist.
-        AudioDecodeError: the file is empty, not audio, corrupt, decodes to no
-            samples, or holds NaN/infinite samples.
-        ImportError: the format needs tensorflow-io and it is not installed.
+        AudioDecodeError: the file is empty, not an audio file, truncated or
+            damaged, decodes to no samples, or holds NaN/infinite samples.
 
     Example:
 
@@ -502,46 +400,11 @@ def load_audio(path, sample_rate=None, mono=True):
     ((16000,), 16000)
     """
     path = str(path)
-    if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(f"Audio file not found: {path}")
-    if tf.io.gfile.isdir(path):
-        raise AudioDecodeError(path, "is a directory, not an audio file")
-    with tf.io.gfile.GFile(path, "rb") as f:
-        data = f.read()
-    if not data:
-        raise AudioDecodeError(path, "file is empty (0 bytes)")
-    contents = tf.constant(data)
-    index = int(_compiled(_UNKNOWN)(contents))
-    if index == _UNKNOWN:
-        raise AudioDecodeError(
-            path,
-            f"not a recognised audio file (starts with {data[:8]!r}); "
-            "expected WAV, FLAC, Ogg Vorbis or MP3",
-        )
-    name = _FORMAT_NAMES[index]
-    try:
-        # Non-finite samples are counted below, for a clearer message.
-        wave, rate = _compiled(index, check_finite=False)(contents)
-        wave = wave.numpy()
-        rate = int(rate)
-    except ImportError as e:
-        raise ImportError(f"{path}: {e}") from e
-    except (tf.errors.OpError, ValueError) as e:
-        raise AudioDecodeError(path, f"could not decode as {name}: {_first_line(e)}") from e
-    if wave.ndim != 2 or wave.shape[0] == 0 or wave.shape[1] == 0:
-        raise AudioDecodeError(path, f"decoded to no samples (shape {wave.shape})")
-    if rate <= 0:
-        raise AudioDecodeError(path, f"header gives an invalid sample rate ({rate} Hz)")
-    bad = int(np.size(wave) - np.count_nonzero(np.isfinite(wave)))
-    if bad:
-        raise AudioDecodeError(path, f"contains {bad} NaN or infinite samples")
+    wave, rate = _decode_bytes(_read_file(path), path)
     if mono:
         wave = wave.mean(axis=1, dtype=np.float32)
     if sample_rate is not None and int(sample_rate) != rate:
-        try:
-            wave = resample(wave, rate, int(sample_rate)).numpy()
-        except ImportError as e:
-            raise ImportError(f"{path}: {e}") from e
+        wave = _resample_array(wave, rate, _check_rate("sample_rate", sample_rate))
         rate = int(sample_rate)
     return np.ascontiguousarray(wave, dtype=np.float32), rate
 
@@ -572,36 +435,39 @@ def to_mono(wave):
     return tf.reduce_mean(wave, axis=1)
 
 
-_delay_lock = threading.Lock()
+# ---------------------------------------------------------------------------
+# Resampling
 
 
-@functools.lru_cache(maxsize=None)
-def _resampler_delay(rate_in, rate_out):
-    """Output-sample delay of tensorflow-io's resampler for a rate pair.
+def _check_rate(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(
+            f"resample: {name} must be a positive Python int (the rates fix the "
+            f"filter); got {value!r}"
+        )
+    return int(value)
 
-    The resampler is a streaming filter that is never flushed: its output lags
-    by the filter's group delay (e.g. 64 samples for 8 -> 16 kHz) and loses
-    the same amount at the end. It is measured once per rate pair with an
-    impulse placed where it maps to a whole output sample.
-    """
-    g = math.gcd(rate_in, rate_out)
-    step_in, step_out = rate_in // g, rate_out // g
-    k = max(1, math.ceil(512 / step_in))
-    position, expected = step_in * k, step_out * k
-    length = position + 4096 * max(1, math.ceil(rate_in / rate_out))
-    impulse = np.zeros((length, 1), np.float32)
-    impulse[position, 0] = 1.0
-    with tf.init_scope():
-        out = _resample_op(_tfio)(impulse, rate_in=rate_in, rate_out=rate_out)
-        peak = int(np.argmax(np.abs(out.numpy()[:, 0])))
-    return max(0, peak - expected)
+
+def _resample_array(x, rate_in, rate_out):
+    """soxr on a `(samples,)` or `(samples, channels)` float32 array, `ceil` long."""
+    x = np.asarray(x, np.float32)
+    if rate_in == rate_out:
+        return x
+    out_len = -(-len(x) * rate_out // rate_in)
+    # soxr's one-shot call is aligned (its delay removed) but rounds the
+    # length; a few zeros past the end (what it assumes there anyway) give
+    # the ceil(...) samples this function promises.
+    pad = math.ceil(rate_in / rate_out) + 1
+    x = np.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1))
+    return np.ascontiguousarray(soxr.resample(x, rate_in, rate_out)[:out_len], np.float32)
 
 
 def resample(wave, rate_in, rate_out):
-    """Resamples a waveform with tensorflow-io's resampler.
+    """Resamples a waveform with soxr (the SoX resampler, "HQ" quality).
 
-    The resampler's filter delay is compensated, so the output is aligned with
-    the input and has `ceil(samples * rate_out / rate_in)` samples.
+    The output is aligned with the input (no filter delay) and has
+    `ceil(samples * rate_out / rate_in)` samples. Inside a graph it runs
+    through `tf.numpy_function`.
 
     Args:
         wave: Float tensor of shape `(samples,)` or `(samples, channels)`.
@@ -611,22 +477,13 @@ def resample(wave, rate_in, rate_out):
     Returns:
         Float32 tensor of the same rank as `wave`.
 
-    Raises:
-        ImportError: tensorflow-io is not installed (and the rates differ).
-
     Example:
 
     >>> import numpy as np
     >>> resample(np.zeros(8000, "float32"), 8000, 16000).shape
     TensorShape([16000])
     """
-    for name, value in (("rate_in", rate_in), ("rate_out", rate_out)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-            raise ValueError(
-                f"resample: {name} must be a positive Python int (the resampler "
-                f"takes rates as op attributes); got {value!r}"
-            )
-    rate_in, rate_out = int(rate_in), int(rate_out)
+    rate_in, rate_out = _check_rate("rate_in", rate_in), _check_rate("rate_out", rate_out)
     wave = tf.cast(tf.convert_to_tensor(wave), tf.float32)
     rank = wave.shape.rank
     if rank not in (1, 2):
@@ -636,17 +493,11 @@ def resample(wave, rate_in, rate_out):
         )
     if rate_in == rate_out:
         return wave
-    _require_tfio("Resampling")
-    with _delay_lock:
-        delay = _resampler_delay(rate_in, rate_out)
-    x = wave[:, None] if rank == 1 else wave
-    n = tf.shape(x, out_type=tf.int64)[0]
-    out_len = (n * rate_out + rate_in - 1) // rate_in
-    tail = math.ceil((delay + 2) * rate_in / rate_out) + 2
-    x = tf.pad(x, [[0, tail], [0, 0]])
-    y = _resample_op(_tfio)(x, rate_in=rate_in, rate_out=rate_out)
-    y = y[delay : delay + out_len]
-    return y[:, 0] if rank == 1 else y
+    if hasattr(wave, "numpy"):
+        return tf.constant(_resample_array(wave.numpy(), rate_in, rate_out))
+    out = tf.numpy_function(lambda x: _resample_array(x, rate_in, rate_out), [wave],
+                            tf.float32, stateful=False)
+    return tf.ensure_shape(out, [None] * rank)
 
 
 def _seed_tensor(seed):

@@ -275,7 +275,7 @@ def synthesize_digits(
             combinations), at most `len(ACCENTS) * len(VARIANTS)`.
         takes_per_speaker: Recordings of each digit per speaker.
         sample_rate: Output rate in Hz (eSpeak renders at 22050 Hz;
-            other rates are resampled, which needs tensorflow-io).
+            other rates are resampled by `audio.resample`, i.e. soxr).
         seed: Seed for the speaker plans, noise and gain.
         overwrite: Rebuild even if `out_dir` holds a finished set, and replace
             an existing `out_dir` that is not one.

@@ -79,8 +79,6 @@ def test_from_folder_on_error_raise_names_the_file(folder):
 
 
 def test_nan_clip_is_reported_with_its_file(tmp_path):
-    if not audio.HAVE_TFIO:
-        pytest.skip("float WAV decoding needs tensorflow-io")
     for name in ("a", "b"):
         write_wav(tmp_path / name / "ok.wav", clip(0.1))
     bad = write_float_wav(tmp_path / "a" / "nan.wav", [0.0, np.nan, 0.2])
@@ -95,10 +93,9 @@ def test_mixed_rates_need_a_sample_rate(tmp_path):
     write_wav(tmp_path / "b" / "y.wav", clip(0.1, 1600), rate=16000)
     with pytest.raises(ValueError, match=r"different sample rates \(8000 Hz.*16000 Hz"):
         datasets.from_folder(tmp_path)
-    if audio.HAVE_TFIO:
-        clips = datasets.from_folder(tmp_path, sample_rate=16000)
-        assert clips.sample_rate == 16000
-        assert [len(w) for w in clips.waveforms] == [1600, 1600]
+    clips = datasets.from_folder(tmp_path, sample_rate=16000)
+    assert clips.sample_rate == 16000
+    assert [len(w) for w in clips.waveforms] == [1600, 1600]
 
 
 def test_loader_errors(tmp_path):
@@ -307,7 +304,6 @@ def test_real_fsdd():
 
 
 @pytest.mark.skipif(not ESC10.is_file(), reason=f"ESC-10 not found at {ESC10}")
-@pytest.mark.skipif(not audio.HAVE_TFIO, reason="Ogg decoding needs tensorflow-io")
 def test_real_esc10(tmp_path):
     clips = datasets.from_csv(ESC10)  # native 44.1 kHz: decoding only, no resampling
     assert len(clips) == 240 and clips.report.skipped == []

@@ -26,8 +26,6 @@ needs_espeak = pytest.mark.skipif(PROBLEM is not None, reason=f"eSpeak NG unusab
 def tiny(tmp_path_factory):
     if PROBLEM is not None:
         pytest.skip(f"eSpeak NG unusable: {PROBLEM}")
-    if not audio.HAVE_TFIO:
-        pytest.skip("resampling 22.05 -> 16 kHz needs tensorflow-io")
     out = tmp_path_factory.mktemp("synth") / "digits"
     return synth.synthesize_digits(out, num_speakers=2, takes_per_speaker=1, seed=4)
 
