@@ -8,9 +8,13 @@ import sys
 import keras
 from keras import ops
 
-__all__ = ["HiddenMixup", "active_plan", "plan_scope"]
+__all__ = ["HiddenMixup", "activation_gain_db", "active_plan", "plan_scope"]
 
 _RULES = ("auto", "normal", "sound")
+_GAINS = ("plan", "activation")
+# The SpeechMix authors measure a hidden activation's "gain" with BC's
+# A-weighted waveform gain at their sampling rate, 44.1 kHz (`utils.mix`).
+_AUTHORS_RATE = 44100
 _ACTIVE_PLAN = contextvars.ContextVar("keras_speechmix_plan", default=None)
 
 
@@ -144,6 +148,36 @@ def _check_plan(plan, index, inputs):
         )
 
 
+def activation_gain_db(inputs, sample_rate=_AUTHORS_RATE, min_db=-80.0):
+    """Per-clip gain in dB of any activation, as the SpeechMix authors take it.
+
+    Each clip's activation is flattened and measured like a waveform with
+    BC learning's A-weighted gain (`keras_speechmix.gain_db`): the loudest
+    Hann-windowed frame's A-weighted power. In `keras.ops`, so it runs on
+    every backend; no gradient flows through it.
+
+    Example:
+
+    >>> import numpy as np
+    >>> h = np.stack([np.zeros((8, 600)), 0.5 * np.ones((8, 600))]).astype("float32")
+    >>> [round(float(g)) for g in activation_gain_db(h, 16000)]
+    [-80, -24]
+    """
+    from keras_speechmix.gain import _a_weighting_db, _fft_length
+
+    flat = ops.stop_gradient(ops.reshape(ops.cast(inputs, "float32"),
+                                         (ops.shape(inputs)[0], -1)))
+    fft_length = _fft_length(sample_rate)
+    if flat.shape[1] is not None and flat.shape[1] < fft_length:
+        flat = ops.pad(flat, [[0, 0], [0, fft_length - flat.shape[1]]])
+    real, imag = ops.stft(flat, fft_length, fft_length // 2, fft_length,
+                          window="hann", center=False)
+    weight = 10.0 ** (_a_weighting_db(sample_rate, fft_length, min_db) / 10.0)
+    power = ops.sum((real * real + imag * imag) * weight, axis=-1)
+    power = ops.maximum(ops.max(power, axis=-1), 10.0 ** (min_db / 10.0))
+    return 10.0 * ops.log(power) / ops.log(10.0)
+
+
 @keras.saving.register_keras_serializable(package="keras_speechmix")
 class HiddenMixup(keras.layers.Layer):
     """Mixes each clip's activation with its partner's, at one point of a net.
@@ -184,6 +218,15 @@ class HiddenMixup(keras.layers.Layer):
             r. Gains come from the plan (`partner_batches(ratio="bc")`) and
             are taken equal when absent. `"auto"` (default) is `"sound"` when
             the plan carries gains, `"normal"` otherwise.
+        gain: where the sound rule's gains come from. `"plan"` (default):
+            the plan's per-clip gains of the input waveforms
+            (`partner_batches(ratio="bc")`). `"activation"`: measured from
+            this activation itself, flattened per clip, with BC learning's
+            A-weighted gain at `gain_sample_rate`, as the SpeechMix authors'
+            code does at hidden points (their `utils.mix`); the gains carry
+            no gradient. Only used by the "sound" rule.
+        gain_sample_rate: the rate whose A-weighting measures activation
+            gains (default 44,100, the authors' constant).
         index: the mixing point's number. `SpeechMix(model)` numbers the
             layers in network order when left `None`; pass it when feeding
             the plan by hand (subclassed models).
@@ -210,8 +253,15 @@ class HiddenMixup(keras.layers.Layer):
     True
     """
 
-    def __init__(self, rule="auto", index=None, skip_inactive="auto", **kwargs):
+    def __init__(self, rule="auto", index=None, skip_inactive="auto", gain="plan",
+                 gain_sample_rate=_AUTHORS_RATE, **kwargs):
         super().__init__(**kwargs)
+        if gain not in _GAINS:
+            raise ValueError(f"`gain` must be one of {_GAINS}; received gain={gain!r}.")
+        if (isinstance(gain_sample_rate, bool) or not isinstance(gain_sample_rate, int)
+                or gain_sample_rate <= 0):
+            raise ValueError("`gain_sample_rate` must be a positive integer; received "
+                             f"gain_sample_rate={gain_sample_rate!r}.")
         if skip_inactive not in ("auto", True, False):
             raise ValueError(
                 "`skip_inactive` must be 'auto', True or False; received "
@@ -226,17 +276,22 @@ class HiddenMixup(keras.layers.Layer):
         self.rule = rule
         self.index = index
         self.skip_inactive = skip_inactive
+        self.gain = gain
+        self.gain_sample_rate = gain_sample_rate
         self.supports_masking = True
         self._build_at_init()
 
-    def _coefficients(self, plan, partner):
+    def _coefficients(self, plan, partner, inputs):
         ratio = ops.cast(plan["ratio"], "float32")
         rule = self.rule
         if rule == "auto":
             rule = "sound" if "gain" in plan else "normal"
         if rule == "normal":
             return ratio, 1.0 - ratio
-        if "gain" in plan:
+        if self.gain == "activation":
+            gain = activation_gain_db(inputs, self.gain_sample_rate)
+            gain_diff = gain - ops.take(gain, partner, axis=0)
+        elif "gain" in plan:
             gain = ops.cast(plan["gain"], "float32")
             gain_diff = gain - ops.take(gain, partner, axis=0)
         else:
@@ -280,9 +335,9 @@ class HiddenMixup(keras.layers.Layer):
 
             if skip:
                 return ops.cond(active,
-                                lambda: mix(*self._coefficients(plan, partner)),
+                                lambda: mix(*self._coefficients(plan, partner, inputs)),
                                 lambda: inputs)
-            own, other = self._coefficients(plan, partner)
+            own, other = self._coefficients(plan, partner, inputs)
             return mix(ops.where(active, own, 1.0), ops.where(active, other, 0.0))
         return inputs
 
@@ -300,5 +355,6 @@ class HiddenMixup(keras.layers.Layer):
     def get_config(self):
         base_config = super().get_config()
         config = {"rule": self.rule, "index": self.index,
-                  "skip_inactive": self.skip_inactive}
+                  "skip_inactive": self.skip_inactive, "gain": self.gain,
+                  "gain_sample_rate": self.gain_sample_rate}
         return {**base_config, **config}

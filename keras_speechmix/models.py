@@ -143,7 +143,7 @@ def _conv_bn_relu(h, name, filters, kernel, strides=(1, 1), padding="valid",
 
 
 def envnet_v2(num_classes, input_length=66650, mix_points=(0, 1, 2, 3, 4),
-              dropout=0.5, name="envnet_v2"):
+              dropout=0.5, hidden_gain="plan", name="envnet_v2"):
     """EnvNet-v2 on raw waveforms, with SpeechMix's candidate mixing points.
 
     The network of Tokozume et al. (2018), layer for layer as in
@@ -214,6 +214,10 @@ def envnet_v2(num_classes, input_length=66650, mix_points=(0, 1, 2, 3, 4),
             that order, so with `mix_points=(2, 4)` its point 0 is after
             conv4 and its point 1 after conv8.
         dropout: dropout rate after fc11 and fc12.
+        hidden_gain: gains of the "sound" rule at hidden points (with
+            `partner_batches(ratio="bc")`): `"plan"`, the input clips'
+            waveform gains, or `"activation"`, measured from each activation
+            as the SpeechMix authors' code does (`HiddenMixup(gain=...)`).
         name: model name.
 
     Returns:
@@ -252,7 +256,7 @@ def envnet_v2(num_classes, input_length=66650, mix_points=(0, 1, 2, 3, 4),
         1.0, "fan_in", "untruncated_normal")
     epsilon = 2e-5
 
-    mix = _mixer(points, waveform_point=0)
+    mix = _mixer(points, waveform_point=0, hidden_gain=hidden_gain)
 
     inputs = keras.Input((input_length,), name="waveform")
     h = mix(inputs, 0)
@@ -294,7 +298,7 @@ def logmel_cnn(num_classes, sample_rate=16000, input_length=16000,
                num_mel_bins=64, frame_step_ms=10.0, filters=(32, 64, 128),
                mix_points=None, spec_augment=False, dropout=0.3,
                pooling="average", dense_units=(), dense_dropout=0.5,
-               name="logmel_cnn"):
+               hidden_gain="plan", name="logmel_cnn"):
     """A fast log-mel CNN on raw audio, with SpeechMix mixing points.
 
     Not from the SpeechMix paper (which uses EnvNet-v2 only): a compact
@@ -375,6 +379,10 @@ def logmel_cnn(num_classes, sample_rate=16000, input_length=16000,
             defaults, or a dict of `SpecAugment` keyword arguments. It acts in
             training only.
         dropout: dropout rate before the classifier.
+        hidden_gain: gains of the "sound" rule at hidden points (with
+            `partner_batches(ratio="bc")`): `"plan"`, the input clips'
+            waveform gains, or `"activation"`, measured from each activation
+            as the SpeechMix authors' code does (`HiddenMixup(gain=...)`).
         pooling: `"average"` (global average pooling) or `"flatten"` (keep
             every position of the last block's map).
         dense_units: widths of fully connected layers between the pooling
@@ -432,7 +440,7 @@ def logmel_cnn(num_classes, sample_rate=16000, input_length=16000,
     candidates = _logmel_candidates(len(filters), len(dense_units))
     points = _check_points(mix_points, candidates, candidates[1:len(filters) + 3])
 
-    mix = _mixer(points)
+    mix = _mixer(points, hidden_gain=hidden_gain)
 
     inputs = keras.Input((input_length,), name="waveform")
     h = mix(inputs, "waveform")
@@ -477,17 +485,24 @@ _PICZAK_CANDIDATES = ("waveform", "input", "block1", "block2", "fc1", "fc2")
 _PICZAK_DEFAULT_POINTS = ("input", "block1", "block2")
 
 
-def _mixer(points, waveform_point="waveform"):
+def _mixer(points, waveform_point="waveform", hidden_gain="plan"):
     """`mix(h, point)`: `h` through a HiddenMixup if `point` is chosen, else `h`.
 
     The authors always mix waveforms with BC's gain-aware rule ("sound");
-    hidden points follow the plan ("sound" with gains, else "normal").
+    hidden points follow the plan ("sound" with gains, else "normal"), with
+    the gains of `hidden_gain` (`HiddenMixup(gain=...)`: the input clips'
+    from the plan, or measured from the activation as the authors do).
     """
+    if hidden_gain not in ("plan", "activation"):
+        raise ValueError("`hidden_gain` must be 'plan' or 'activation'; received "
+                         f"hidden_gain={hidden_gain!r}.")
+
     def mix(h, point):
         if point not in points:
             return h
-        rule = "sound" if point == waveform_point else "auto"
-        return HiddenMixup(rule=rule, name=f"mix_{point}")(h)
+        if point == waveform_point:
+            return HiddenMixup(rule="sound", name=f"mix_{point}")(h)
+        return HiddenMixup(gain=hidden_gain, name=f"mix_{point}")(h)
 
     return mix
 
@@ -513,7 +528,7 @@ def _check_points(mix_points, candidates, default):
 
 def piczak_cnn(num_classes, sample_rate=22050, input_length=20480,
                num_mel_bins=60, hidden_units=5000, dropout=0.5,
-               mix_points=None, name="piczak_cnn"):
+               mix_points=None, hidden_gain="plan", name="piczak_cnn"):
     """Piczak's ESC CNN on log-mels, with batch norm and SpeechMix points.
 
     The network of Piczak (MLSP 2015, karolpiczak/paper-2015-esc-convnet)
@@ -571,6 +586,10 @@ def piczak_cnn(num_classes, sample_rate=22050, input_length=20480,
         num_mel_bins: mel bands (>= 57, conv1's height).
         hidden_units: width of the two dense layers (paper: 5,000).
         dropout: dropout rate after conv1's pooling and each dense layer.
+        hidden_gain: gains of the "sound" rule at hidden points (with
+            `partner_batches(ratio="bc")`): `"plan"`, the input clips'
+            waveform gains, or `"activation"`, measured from each activation
+            as the SpeechMix authors' code does (`HiddenMixup(gain=...)`).
         mix_points: names of the mixing points to insert (see above).
         name: model name.
 
@@ -606,7 +625,7 @@ def piczak_cnn(num_classes, sample_rate=22050, input_length=20480,
             f"{sample_rate} Hz; Piczak's CNN needs at least 20 (about "
             f"{int(19 * 512 * sample_rate / 22050)} samples).")
 
-    mix = _mixer(points)
+    mix = _mixer(points, hidden_gain=hidden_gain)
 
     inputs = keras.Input((input_length,), name="waveform")
     h = mix(inputs, "waveform")

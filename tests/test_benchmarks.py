@@ -53,10 +53,18 @@ def check_accuracy(payload, expect_data):
         assert info["num_seeds"] == 2
         assert finite(info["error_mean"]) and finite(info["error_se"])
         if method != "none":
-            assert "relative_error_reduction" in info and finite(info["combined_se"])
-    assert set(summary["target"]) == {"speechmix <= 0.75 x none", "gap > combined s.e.",
-                                      "speechmix < bc", "speechmix < input",
-                                      "speechmix < manifold"}
+            assert "relative_error_reduction" in info
+            assert set(info["paired_difference_per_seed"]) == {"0", "1"}  # JSON keys
+            test = info["mcnemar"]
+            # Every clip of both seeds is paired; discordant counts are clips.
+            assert test["clips"] == sum(r["num_test"] for r in runs if r["method"] == method)
+            assert 0 <= test["a_only"] + test["b_only"] <= test["clips"]
+            assert 0.0 < test["p"] <= 1.0
+    for run in runs:
+        assert len(run["correct"]) == run["num_test"] and sum(run["correct"]) == run["test_correct"]
+    assert set(summary["target"]) == {"speechmix <= 0.8 x none",
+                                      "resolved by McNemar (p < 0.05)",
+                                      "speechmix no worse than bc"}
 
 
 def test_accuracy_tiny_on_shared_data(tmp_path, shared_data):
@@ -64,6 +72,7 @@ def test_accuracy_tiny_on_shared_data(tmp_path, shared_data):
     stdout = run_script("accuracy.py", "--out", str(out),
                         "--data-root", str(shared_data))
     assert "speechmix" in stdout and "error % (mean ± se)" in stdout and "target:" in stdout
+    assert "paired test vs none" in stdout and "McNemar p" in stdout
     check_accuracy(json.loads(out.read_text()), "fsdd")
 
 
@@ -75,6 +84,24 @@ def test_accuracy_tiny_falls_back_to_synthesised_digits(tmp_path):
     payload = json.loads(out.read_text())
     check_accuracy(payload, "synth-tiny")
     assert payload["runs"][0]["sample_rate"] == 16000
+
+
+def test_mcnemar_exact_values():
+    sys.path.insert(0, str(BENCH))
+    import common
+
+    # 10 clips only A gets right, 2 only B: two-sided exact binomial p.
+    a = [1] * 10 + [0] * 2 + [1] * 5
+    b = [0] * 10 + [1] * 2 + [1] * 5
+    test = common.mcnemar(a, b)
+    assert (test["a_only"], test["b_only"]) == (10, 2)
+    assert abs(test["p"] - 2 * sum(math.comb(12, i) for i in range(3)) / 2 ** 12) < 1e-12
+    assert abs(test["p"] - 0.0386) < 1e-3
+    assert common.mcnemar([1, 0], [1, 0])["p"] == 1.0  # no discordant clip
+    assert "no resolved difference" in common.verdict(0.1, 0.2, 0.3)
+    assert "lower error, resolved" in common.verdict(0.1, 0.2, 0.01)
+    with pytest.raises(ValueError, match="unpaired"):
+        common.mcnemar([1, 0], [1])
 
 
 def test_speed_tiny(tmp_path):

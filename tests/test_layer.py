@@ -58,6 +58,28 @@ class HiddenMixupTest(testing.TestCase):
         normal = HiddenMixup(rule="normal", index=0)(x, plan=plan, training=True)
         self.assertAllClose(normal[0], r * x[0] + (1 - r) * x[1], atol=1e-6)
 
+    def test_activation_gains_are_the_authors(self):
+        # The authors' hidden "sound" mix: gains of each flattened activation
+        # (A-weighted at 44.1 kHz), not of the input clips.
+        from keras_speechmix.gain import gain_db_numpy
+        from keras_speechmix.layer import activation_gain_db
+
+        rng = np.random.default_rng(0)
+        x = np.stack([0.5 * rng.standard_normal((6, 900)),
+                      0.01 * rng.standard_normal((6, 900))]).astype("float32")
+        gains = gain_db_numpy(x.reshape(2, -1), 44100)
+        self.assertAllClose(activation_gain_db(x), gains, atol=1e-3)
+        self.assertGreater(gains[0] - gains[1], 20.0)
+        r = 0.3
+        # The plan's (input) gains say the opposite; the layer must ignore them.
+        plan = make_plan([1, 0], [r, r], 0, gain=[-60.0, 0.0])
+        out = HiddenMixup(index=0, gain="activation")(x, plan=plan, training=True)
+        p = 1.0 / (1.0 + 10 ** ((gains[0] - gains[1]) / 20.0) * (1 - r) / r)
+        expected = (p * x[0] + (1 - p) * x[1]) / np.sqrt(p**2 + (1 - p) ** 2)
+        self.assertAllClose(out[0], expected, atol=1e-4)
+        from_plan = HiddenMixup(index=0)(x, plan=plan, training=True)
+        self.assertGreater(float(np.max(np.abs(from_plan[0] - expected))), 1e-2)
+
     def test_ratio_one_is_identity_for_both_rules(self):
         x = np.random.randn(3, 4).astype("float32")
         plan = make_plan([1, 2, 0], [1.0] * 3, 0, gain=[0.0, -30.0, -60.0])
@@ -108,16 +130,20 @@ class HiddenMixupTest(testing.TestCase):
             self.assertEqual(tuple(batch.shape), (4, 3))
 
     def test_config_round_trip(self):
-        layer = HiddenMixup(rule="sound", index=2, skip_inactive=False, name="mix")
+        layer = HiddenMixup(rule="sound", index=2, skip_inactive=False, gain="activation",
+                            gain_sample_rate=16000, name="mix")
         clone = HiddenMixup.from_config(layer.get_config())
-        self.assertEqual((clone.rule, clone.index, clone.skip_inactive, clone.name),
-                         ("sound", 2, False, "mix"))
+        self.assertEqual((clone.rule, clone.index, clone.skip_inactive, clone.gain,
+                          clone.gain_sample_rate, clone.name),
+                         ("sound", 2, False, "activation", 16000, "mix"))
 
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"rule": "linear"}, "rule"),
     ({"index": -1}, "index"),
     ({"skip_inactive": "never"}, "skip_inactive"),
+    ({"gain": "input"}, "gain"),
+    ({"gain_sample_rate": 0}, "gain_sample_rate"),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):

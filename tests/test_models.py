@@ -230,3 +230,17 @@ def test_piczak_cnn_points_and_errors():
         piczak_cnn(3, input_length=8000)
     with pytest.raises(ValueError, match="num_mel_bins"):
         piczak_cnn(3, num_mel_bins=40)
+
+
+def test_hidden_gain_source_reaches_every_hidden_point():
+    model = logmel_cnn(3, input_length=8000, mix_points=("waveform", "block1", "block2"),
+                       hidden_gain="activation")
+    mixers = {l.name: (l.rule, l.gain) for l in model.layers if isinstance(l, HiddenMixup)}
+    # The waveform keeps BC's rule with the clips' own gains (from the plan).
+    assert mixers == {"mix_waveform": ("sound", "plan"),
+                      "mix_block1": ("auto", "activation"),
+                      "mix_block2": ("auto", "activation")}
+    envnet = envnet_v2(3, input_length=24000, mix_points=(0, 2), hidden_gain="activation")
+    assert [l.gain for l in envnet.layers if isinstance(l, HiddenMixup)] == ["plan", "activation"]
+    with pytest.raises(ValueError, match="hidden_gain"):
+        logmel_cnn(3, hidden_gain="input")

@@ -1,0 +1,173 @@
+"""Choosing the recipe: SpeechMix variants on validation splits, paired.
+
+How the default of `speechmix train` is chosen without touching a test
+fold. Each seed holds out one ESC-10 fold (seed s: fold s mod 3 + 1) and
+never looks at it; from the two training folds it cuts a validation part
+by source recording (`datasets.validation_split`, a quarter of the clips,
+whole recordings, seeded), trains every variant on the rest with the
+package's own `experiment.train_clips` and scores the validation clips
+once, at the last epoch (10 crops). Every variant sees the same clips,
+crops' seeds and weights' seed, so variants are compared clip by clip:
+McNemar's exact test on the pooled validation clips of all seeds, against
+the plain-training variant and against the current `speechmix` method.
+
+A variant is a method of `experiment.METHODS` with overrides: its mixing
+points, `partner_batches` arguments, the hidden-point gain source
+(`HiddenMixup(gain=...)`) and whether mixing keeps the network's dropout.
+Writes one JSON line per run (with per-clip correctness) and `--resume`s.
+
+    python benchmarks/validate_recipe.py --seeds 0 1 2 3 4 \\
+        --out results/validation/esc10_issue18.jsonl
+"""
+
+import argparse
+import contextlib
+import functools
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+import numpy as np  # noqa: E402
+
+from keras_speechmix import datasets, experiment, models  # noqa: E402
+
+# name -> (base method, overrides). "waveform" is the input waveform (BC's
+# rule), "input" the log-mel features, "blockN" after each conv block.
+AUTHORS = dict(mixing=dict(ratio="bc", partners="different_class"),
+               points=("waveform", "block1", "block2", "block3"))
+VARIANTS = {
+    "none": ("none", {}),
+    "speechmix": ("speechmix", {}),
+    "bc": ("bc", {}),
+    # The authors' form: waveform among the points, the sound rule with the
+    # input clips' gains at hidden points ...
+    "authors_plan_gain": ("speechmix", AUTHORS),
+    # ... or with gains measured from the activations, as their code does.
+    "authors_act_gain": ("speechmix", dict(AUTHORS, hidden_gain="activation")),
+    # InterMix's best point set: hidden points only.
+    "authors_hidden_only": ("speechmix", dict(AUTHORS, points=("block1", "block2", "block3"),
+                                              hidden_gain="activation")),
+    "authors_with_dropout": ("speechmix", dict(AUTHORS, hidden_gain="activation",
+                                               dropout=True)),
+}
+
+
+@contextlib.contextmanager
+def variant(name):
+    """Makes `name` a method `train_clips(mix=name)` trains, for the block."""
+    base, over = VARIANTS[name]
+    saved_methods, saved_mixes = dict(experiment.METHODS), experiment.MIXES
+    network = experiment.NETWORKS[experiment.RECIPE["model"]]
+    saved_points, saved_recipe = dict(network["points"]), dict(experiment.RECIPE)
+    saved_builder = models.logmel_cnn
+    try:
+        experiment.METHODS[name] = over.get("mixing", experiment.METHODS[base])
+        experiment.MIXES = tuple(experiment.METHODS)
+        network["points"][name] = over.get("points", saved_points.get(base, ()))
+        if "hidden_gain" in over:
+            models.logmel_cnn = functools.partial(saved_builder,
+                                                  hidden_gain=over["hidden_gain"])
+        if "dropout" in over:
+            experiment.RECIPE["mix_dropout"] = over["dropout"]
+        yield name if base != "none" else "none"
+    finally:
+        experiment.METHODS.clear()
+        experiment.METHODS.update(saved_methods)
+        experiment.MIXES = saved_mixes
+        network["points"].clear()
+        network["points"].update(saved_points)
+        experiment.RECIPE.clear()
+        experiment.RECIPE.update(saved_recipe)
+        models.logmel_cnn = saved_builder
+
+
+def split_for(clips, seed, fraction):
+    folds = sorted(set(clips.folds.tolist()))
+    held = folds[seed % len(folds)]
+    train, _ = datasets.split_by_fold(clips, held)
+    fit, validation = datasets.validation_split(train, fraction, seed=seed)
+    return held, fit, validation
+
+
+def one_run(clips, name, seed, fraction):
+    held, fit, validation = split_for(clips, seed, fraction)
+    with variant(name) as mix:
+        model, result = experiment.train_clips(fit, None, mix=mix, seed=seed, verbose=0)
+    length = result["input_length"]
+    probabilities = experiment.predict_clips(model, validation.waveforms, length)
+    correct = (probabilities.argmax(axis=1) == validation.labels).astype(int)
+    return {"variant": name, "seed": seed, "held_out_fold": held,
+            "num_fit": len(fit), "num_validation": len(validation),
+            "validation_error": float(1 - correct.mean()), "correct": correct.tolist(),
+            "train_accuracy": result["train_accuracy"], "epochs": result["epochs"],
+            "mix_points": result["mix_points"], "seconds": result["seconds"],
+            "final_loss": result["history"]["loss"][-1]}
+
+
+def summary(runs, names, seeds):
+    """Pooled validation error per variant, and McNemar against the baselines."""
+    by = {(r["variant"], r["seed"]): r for r in runs}
+    complete = [s for s in seeds if all((n, s) in by for n in names)]
+    lines = [f"seeds with every variant: {complete}"]
+    pooled = {n: np.concatenate([by[(n, s)]["correct"] for s in complete]).astype(bool)
+              for n in names} if complete else {}
+    header = f"{'variant':22s} {'error %':>8s} {'per seed':>30s}  vs none / vs speechmix"
+    lines.append(header)
+    for n in names:
+        if not complete:
+            break
+        err = 1 - pooled[n].mean()
+        per = " ".join(f"{100 * by[(n, s)]['validation_error']:.1f}" for s in complete)
+        cells = []
+        for ref in ("none", "speechmix"):
+            if ref in pooled and ref != n:
+                test = common.mcnemar(pooled[n], pooled[ref])
+                cells.append(f"{test['a_only']}:{test['b_only']} p={test['p']:.2f}")
+        lines.append(f"{n:22s} {100 * err:8.1f} {per:>30s}  {' / '.join(cells)}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--fraction", type=float, default=0.25,
+                        help="share of the training folds held out for validation")
+    parser.add_argument("--no-trim", action="store_true",
+                        help="keep ESC's digital silence (default: trimmed, as the authors)")
+    parser.add_argument("--data-root", default=str(common.DEFAULT_DATA))
+    parser.add_argument("--out", default="results/validation/esc10_issue18.jsonl")
+    parser.add_argument("--summary-only", action="store_true")
+    args = parser.parse_args(argv)
+    common.hide_gpus()
+    out = Path(args.out)
+    runs = [json.loads(line) for line in out.read_text().splitlines()] if out.is_file() else []
+    trim = not args.no_trim
+    done = {(r["variant"], r["seed"]) for r in runs if r.get("trim", True) == trim}
+    if not args.summary_only:
+        rate = experiment.NETWORKS[experiment.RECIPE["model"]]["sample_rate"]
+        clips = common.load_esc10(args.data_root, rate, trim=trim)
+        started = time.perf_counter()
+        for seed in args.seeds:  # seeds outermost: a stopped sweep leaves whole seeds
+            for name in args.variants:
+                if (name, seed) in done:
+                    continue
+                run = one_run(clips, name, seed, args.fraction)
+                run["trim"] = trim
+                runs.append(run)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                with out.open("a") as handle:
+                    handle.write(json.dumps(run) + "\n")
+                print(f"[{(time.perf_counter() - started) / 60:5.1f} min] seed {seed} "
+                      f"{name:22s} validation error {100 * run['validation_error']:5.1f} % "
+                      f"({run['num_validation']} clips; training clips "
+                      f"{100 * run['train_accuracy']:.0f} %, {run['seconds']:.0f} s)", flush=True)
+    print(summary([r for r in runs if r.get("trim", True) == trim], args.variants, args.seeds))
+
+
+if __name__ == "__main__":
+    main()
