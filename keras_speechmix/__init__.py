@@ -36,6 +36,7 @@ if _run_as_command():
 
 from keras_speechmix.layer import HiddenMixup, active_plan, plan_scope  # noqa: E402
 from keras_speechmix.view import SpeechMix, mix_layers  # noqa: E402
+from keras_speechmix.mix_points import add_mix_points  # noqa: E402
 from keras_speechmix.plans import PlanSampler  # noqa: E402
 from keras_speechmix.pydataset import PartnerBatches  # noqa: E402
 
@@ -51,7 +52,8 @@ _LAZY = {
     "EpochClock": "keras_speechmix.epochs",
 }
 
-__all__ = ["HiddenMixup", "SpeechMix", "mix_layers", "active_plan", "plan_scope",
+__all__ = ["HiddenMixup", "SpeechMix", "mix_layers", "add_mix_points",
+           "active_plan", "plan_scope",
            "PartnerBatches", "PlanSampler", *_LAZY]
 
 
