@@ -225,54 +225,61 @@ def _auto(model, mode):
     return [layer for layer, _ in chosen]
 
 
+def _by_name(model, everything, name):
+    matches = {id(layer): layer for path, layer in everything
+               if path == name or layer.name == name}
+    if not matches:
+        close = difflib.get_close_matches(name, [p for p, _ in everything], n=5, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else "."
+        raise ValueError(
+            f"after={name!r}: model '{model.name}' has no layer of that name{hint} "
+            "Names of nested layers may be given as 'backbone/layer'.")
+    if len(matches) > 1:
+        paths = [p for p, layer in everything if layer.name == name]
+        raise ValueError(
+            f"after={name!r} names {len(matches)} layers ({', '.join(paths)}): "
+            "give the path of the one you mean.")
+    return list(matches.values())
+
+
+def _select_one(model, everything, selector):
+    if isinstance(selector, str):
+        if selector in _AUTO:
+            return _auto(model, selector)
+        return _by_name(model, everything, selector)
+    if isinstance(selector, type):
+        chosen = [layer for _, layer in everything if isinstance(layer, selector)]
+        if not chosen:
+            raise ValueError(
+                f"after={selector!r}: model '{model.name}' has no layer of that class.")
+        return chosen
+    if callable(selector):
+        chosen = [layer for _, layer in everything if selector(layer)]
+        if not chosen:
+            raise ValueError(
+                f"after={selector!r}: the predicate chose no layer of model "
+                f"'{model.name}'.")
+        return chosen
+    raise ValueError(
+        "`after` must be a layer name, a layer class, a predicate "
+        "`fn(layer) -> bool`, 'auto', 'blocks', a list of these, or None; "
+        f"received {selector!r}.")
+
+
 def _select(model, after):
-    """The layers (objects, in network order) that `after` picks."""
-    everything = [(path, layer) for path, layer in _walk(model)
-                  if not isinstance(layer, HiddenMixup)]
+    """The layers that `after` picks (a list is the union of its entries)."""
     if after is None:
         return []
-    if isinstance(after, str) and after in _AUTO:
-        return _auto(model, after)
-    if isinstance(after, str) or (isinstance(after, (list, tuple)) and after
-                                  and all(isinstance(a, str) for a in after)):
-        names = [after] if isinstance(after, str) else list(after)
-        chosen = []
-        for name in names:
-            matches = [layer for path, layer in everything
-                       if path == name or layer.name == name]
-            distinct = list({id(layer): layer for layer in matches}.values())
-            if not distinct:
-                close = difflib.get_close_matches(
-                    name, [p for p, _ in everything], n=5, cutoff=0.5)
-                raise ValueError(
-                    f"after={name!r}: model '{model.name}' has no layer of "
-                    f"that name{'; did you mean ' + ', '.join(close) + '?' if close else '.'} "
-                    "Names of nested layers may be given as 'backbone/layer'.")
-            if len(distinct) > 1:
-                paths = [p for p, layer in everything if layer.name == name]
-                raise ValueError(
-                    f"after={name!r} names {len(distinct)} layers ({', '.join(paths)}): "
-                    "give the path of the one you mean.")
-            chosen.append(distinct[0])
-    elif isinstance(after, type) or (isinstance(after, tuple) and after
-                                     and all(isinstance(a, type) for a in after)):
-        chosen = [layer for _, layer in everything if isinstance(layer, after)]
-        if not chosen:
-            raise ValueError(
-                f"after={after!r}: model '{model.name}' has no layer of that class.")
-    elif callable(after):
-        chosen = [layer for _, layer in everything if after(layer)]
-        if not chosen:
-            raise ValueError(
-                f"after={after!r}: the predicate chose no layer of model "
-                f"'{model.name}'.")
-    else:
-        raise ValueError(
-            "`after` must be a layer name or a list of names, a layer class "
-            "(or tuple of classes), a predicate `fn(layer) -> bool`, 'auto', "
-            f"'blocks' or None; received after={after!r}.")
-    order = {id(layer): i for i, (_, layer) in enumerate(everything)}
-    return sorted({id(l): l for l in chosen}.values(), key=lambda l: order[id(l)])
+    selectors = list(after) if isinstance(after, (list, tuple)) else [after]
+    if not selectors:
+        raise ValueError("`after` is an empty list: pass None for the input point only.")
+    everything = [(path, layer) for path, layer in _walk(model)
+                  if not isinstance(layer, HiddenMixup)]
+    chosen = {}
+    for selector in selectors:
+        for layer in _select_one(model, everything, selector):
+            chosen.setdefault(id(layer), layer)
+    return list(chosen.values())
 
 
 def _check(model, chosen):
@@ -402,12 +409,13 @@ def add_mix_points(model, after="auto", input=False, share_weights=True,
             of `keras.Model` built from inputs and outputs, as
             `keras.applications` and KerasHub backbones are). A subclassed
             model that defines `call` cannot be rebuilt: add points by hand.
-        after: which layers get a point after them: a layer name or list of
-            names (nested layers by their own name or as
-            `"backbone/layer"`), a layer class or tuple of classes, a
-            predicate `fn(layer) -> bool` (asked about every layer at every
-            depth, nested models included), `"auto"` (stage outputs, above),
-            `"blocks"` (every block output) or `None` (input point only).
+        after: which layers get a point after them: a layer name (nested
+            layers by their own name or as `"backbone/layer"`), a layer
+            class, a predicate `fn(layer) -> bool` (asked about every layer
+            at every depth, nested models included), `"auto"` (stage
+            outputs, above), `"blocks"` (every block output), a list of
+            these (their union, e.g. `["logmel", "auto"]`), or `None`
+            (input point only). Every entry must pick at least one layer.
         input: also mix at the model's input (point 0; every input of a
             multi-input model, with the same partners and ratios).
         share_weights: reuse `model`'s layers and weights (default), or

@@ -86,3 +86,20 @@ def test_pydataset_jax():
     assert "backend: jax" in done.stdout
     first, last = done.stdout.split("mixed training loss: ")[1].split(" (")[0].split(" -> ")
     assert np.isfinite([float(first), float(last)]).all()
+
+
+def test_finetune_backbone(tmp_path):
+    import keras
+
+    from keras_speechmix import mix_layers
+
+    result = load("finetune_backbone").main(data="tones", tiny=True, out=tmp_path, verbose=0)
+    # The log-mel input and MobileNetV3Small's stage outputs, inside the backbone.
+    assert result["mix_points"] == [
+        "mix_after_logmel_norm", "mix_after_expanded_conv_project_bn",
+        "mix_after_expanded_conv_2_add", "mix_after_expanded_conv_7_add",
+        "mix_after_expanded_conv_10_add"]
+    assert 0.0 <= result["test_accuracy"] <= 1.0
+    # What it saves is the user's own model: no mixing layer inside.
+    saved = keras.models.load_model(tmp_path / "model.keras")
+    assert not mix_layers(saved) and saved.output.shape[-1] == 5

@@ -112,6 +112,9 @@ def test_functional_with_branches_by_class_and_predicate():
     x = np.random.default_rng(2).normal(size=(5, 20, 8)).astype("float32")
     assert_same_outputs(model, by_class, x)
     assert_same_outputs(model, by_predicate, x)
+    # A list is the union of its entries, whatever their kinds.
+    assert names(add_mix_points(model, after=["auto", "conv1", keras.layers.Concatenate])) == [
+        "mix_after_conv1", "mix_after_pool", "mix_after_both"]
     # Branch layers may be chosen too (here inside the residual block).
     inside = add_mix_points(model, after="conv2")
     assert_same_outputs(model, inside, x)
