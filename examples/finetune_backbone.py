@@ -18,6 +18,18 @@ folds 1-2, test on fold 3; silence trimmed, 1 s crops at 16 kHz); `digits`
 the package's built-in spoken digits; `tones` a synthetic set that needs
 nothing; `auto` (default) ESC-10 when it is there, else the digits.
 
+`--backbone whisper` takes an audio encoder from KerasHub instead: the
+encoder half of `keras_hub.models.WhisperBackbone` (whisper-tiny's shape,
+random weights; `WhisperBackbone.from_preset("whisper_tiny_en")` gives the
+pretrained one where the network allows, fed Whisper's own log-mel scale).
+`add_mix_points(after="auto")` finds its four transformer layers as blocks.
+KerasHub is not part of the pinned stack: keras-hub 0.32 requires
+tensorflow-text >= 2.20.1, which requires TensorFlow >= 2.20, so beside
+TensorFlow 2.17 it installs only without its dependencies
+(`pip install --no-deps keras-hub regex tokenizers`, enough for its audio
+models, which need no tokenizer); beside TensorFlow 2.21 plain
+`pip install keras-hub` resolves.
+
 `--weights` defaults to `none` (random initialisation: no download, and what
 the tests run). With a network, `--weights imagenet` starts from the
 ImageNet weights Keras downloads; the log-mels are scaled to the 0-255 pixel
@@ -93,15 +105,46 @@ def load(data, data_root):
     return data, train, test
 
 
+def whisper_encoder(num_mels):
+    """KerasHub's Whisper audio encoder (whisper-tiny's shape, random weights).
+
+    The encoder half of `keras_hub.models.WhisperBackbone` as a functional
+    model: two convolutions, then transformer layers (`WhisperEncoder`
+    layers, each a block that holds its own layers). The decoder is not
+    used, so its vocabulary is kept tiny.
+    """
+    import keras_hub
+
+    backbone = keras_hub.models.WhisperBackbone(
+        vocabulary_size=64, num_layers=4, num_heads=6, hidden_dim=384,
+        intermediate_dim=1536, num_mels=num_mels, max_encoder_sequence_length=3000,
+        max_decoder_sequence_length=16)
+    return keras.Model(backbone.input["encoder_features"],
+                       backbone.get_layer("encoder_layer_norm").output, name="whisper_encoder")
+
+
 def build_classifier(num_classes, length, backbone="MobileNetV3Small", weights=None,
                      logmel_mean=0.0, logmel_variance=1.0):
-    """An ordinary Keras classifier: waveform -> log-mel image -> backbone -> head."""
+    """An ordinary Keras classifier: waveform -> log-mel image -> backbone -> head.
+
+    `backbone="whisper"` takes KerasHub's Whisper encoder instead of an image
+    network, on the log-mel frames (B, frames, mels).
+    """
     waveform = keras.Input((length,), name="waveform")
     logmel = keras.layers.MelSpectrogram(
         sampling_rate=SAMPLE_RATE, num_mel_bins=MELS, fft_length=512,
         sequence_stride=SAMPLE_RATE // 100, name="logmel")(waveform)  # (B, mels, frames), dB
     h = keras.layers.Normalization(axis=None, mean=logmel_mean, variance=logmel_variance,
                                    name="logmel_norm")(logmel)
+    if backbone == "whisper":
+        if weights is not None:
+            raise ValueError("--backbone whisper is built with random weights here; for "
+                             "pretrained ones use WhisperBackbone.from_preset (see the top).")
+        h = keras.layers.Permute((2, 1), name="frames_first")(h)
+        h = whisper_encoder(MELS)(h)
+        h = keras.layers.GlobalAveragePooling1D(name="pool_frames")(h)
+        outputs = keras.layers.Dense(num_classes, name="logits")(h)
+        return keras.Model(waveform, outputs, name="whisper_logmel")
     # +-3 standard deviations -> 0..255, the pixel range the backbone's own
     # preprocessing (and its ImageNet weights) expect.
     h = keras.layers.Rescaling(255 / 6, offset=127.5, name="to_pixels")(h)
@@ -181,7 +224,8 @@ if __name__ == "__main__":
     parser.add_argument("--data-root", type=Path, default=SHARED_DATA,
                         help="folder holding esc10/meta.csv (default ../shared/data)")
     parser.add_argument("--backbone", default="MobileNetV3Small",
-                        help="a keras.applications model, e.g. EfficientNetB0")
+                        help="a keras.applications model, e.g. EfficientNetB0, or "
+                             "'whisper' (KerasHub's Whisper encoder; needs keras-hub)")
     parser.add_argument("--weights", choices=["none", "imagenet"], default="none",
                         help="imagenet downloads Keras' ImageNet weights (network needed)")
     parser.add_argument("--after", nargs="+", default=["logmel_norm", "auto"],

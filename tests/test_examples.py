@@ -103,3 +103,15 @@ def test_finetune_backbone(tmp_path):
     # What it saves is the user's own model: no mixing layer inside.
     saved = keras.models.load_model(tmp_path / "model.keras")
     assert not mix_layers(saved) and saved.output.shape[-1] == 5
+
+
+def test_finetune_backbone_keras_hub():
+    # KerasHub is not in the pinned stack (see the example's docstring).
+    import pytest
+
+    pytest.importorskip("keras_hub")
+    result = load("finetune_backbone").main(data="tones", backbone="whisper", tiny=True,
+                                            verbose=0)
+    # The Whisper encoder's transformer layers are its blocks.
+    assert result["mix_points"] == ["mix_after_logmel_norm"] + [
+        f"mix_after_transformer_encoder_layer_{k}" for k in range(4)]
