@@ -1,12 +1,17 @@
-"""Built-in default data: spoken digits synthesised offline with eSpeak NG.
+"""Synthetic spoken digits made offline with eSpeak NG: test and benchmark data.
 
-`speechmix demo` must run on a fresh machine with no dataset and no network,
-so the package can make its own small spoken-digit set ("zero".."nine") with
-the eSpeak NG library shipped in the `espeakng-loader` wheel, called through
-ctypes. Each "speaker" is a fixed combination of accent, voice variant, base
-pitch, pitch range and speaking rate; each take varies rate and pitch a
-little and adds random leading/trailing silence, gain and light noise. With
-speakers differing this way, a speaker-held-out split is a meaningful test.
+Not the main job's data any more: `speechmix demo` trains on real
+recordings shipped with the package (`datasets.builtin_digits`), because
+eSpeak's voices are variants of one synthesiser, not people, and what
+helps real speakers did not help on them (benchmarks/NOTES.md). This
+module stays for what 480 fixed clips cannot do: write folders of any
+number of speakers and takes ("zero".."nine" class folders) for the
+tests and the streaming benchmarks. It needs the eSpeak NG library of the
+`espeakng-loader` wheel (the `dev` extras), called through ctypes.
+
+Each "speaker" is a fixed combination of accent, voice variant, base pitch,
+pitch range and speaking rate; each take varies rate and pitch a little
+and adds random leading/trailing silence, gain and light noise.
 
 Files are written as `{class}/{digit}_{speaker}_{take}.wav` (16-bit PCM), so
 both `datasets.from_folder` and FSDD-style name parsing work.
@@ -86,7 +91,8 @@ class _ESpeak:
         except ImportError as e:
             raise RuntimeError(
                 "Cannot synthesise the default digit set: the espeakng-loader "
-                f"package is not installed ({e}); `pip install espeakng-loader`. "
+                f"package is not installed ({e}); `pip install espeakng-loader` (in "
+                "the package's `dev` extras). "
                 + _NO_SYNTH_HINT
             ) from e
         try:
