@@ -153,6 +153,13 @@ def build_classifier(num_classes, length, backbone="MobileNetV3Small", weights=N
     h = keras.layers.Concatenate(name="to_rgb")([h, h, h])
     net = getattr(keras.applications, backbone)(
         include_top=False, weights=weights, input_shape=(MELS, frames, 3), pooling="avg")
+    if weights is None:
+        # From scratch, a few hundred steps leave batch-norm moving averages
+        # with momentum 0.999 (MobileNetV3's) near their initial values, and
+        # the trained network then predicts one class at inference.
+        for layer in net.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = min(layer.momentum, 0.9)
     h = net(h)
     h = keras.layers.Dropout(0.2, name="head_dropout")(h)
     outputs = keras.layers.Dense(num_classes, name="logits")(h)

@@ -229,6 +229,11 @@ def _by_name(model, everything, name):
     matches = {id(layer): layer for path, layer in everything
                if path == name or layer.name == name}
     if not matches:
+        if any(tensor._keras_history[0].name == name
+               for tensor in keras.tree.flatten(_graph(model).inputs)):
+            raise ValueError(
+                f"after={name!r} is an input of model '{model.name}': pass "
+                "input=True to mix at the input.")
         close = difflib.get_close_matches(name, [p for p, _ in everything], n=5, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else "."
         raise ValueError(

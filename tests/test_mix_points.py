@@ -242,6 +242,8 @@ def test_errors_name_the_problem():
     model = branched()
     with pytest.raises(ValueError, match="no layer of that name; did you mean conv1"):
         add_mix_points(model, after="conv_1")
+    with pytest.raises(ValueError, match="'spec' is an input .* pass input=True"):
+        add_mix_points(model, after="spec")
     with pytest.raises(ValueError, match="'head' gives model 'branched' its output"):
         add_mix_points(model, after="head")
     with pytest.raises(ValueError, match="'head' gives model"):
