@@ -39,6 +39,11 @@ from keras_speechmix.view import SpeechMix, mix_layers  # noqa: E402
 from keras_speechmix.mix_points import add_mix_points  # noqa: E402
 from keras_speechmix.plans import PlanSampler  # noqa: E402
 from keras_speechmix.pydataset import PartnerBatches  # noqa: E402
+# Every layer a saved model can hold is registered on import, so that
+# keras.models.load_model reads a model saved by this package.
+from keras_speechmix.features import LogMelSpectrogram, SpecAugment  # noqa: E402
+from keras_speechmix.saved import (  # noqa: E402
+    load_model, model_info, predict_clips, save_model)
 
 __version__ = "0.1.0"
 
@@ -54,7 +59,8 @@ _LAZY = {
 
 __all__ = ["HiddenMixup", "SpeechMix", "mix_layers", "add_mix_points",
            "active_plan", "plan_scope",
-           "PartnerBatches", "PlanSampler", *_LAZY]
+           "PartnerBatches", "PlanSampler", "LogMelSpectrogram", "SpecAugment",
+           "load_model", "model_info", "predict_clips", "save_model", *_LAZY]
 
 
 def __getattr__(name):

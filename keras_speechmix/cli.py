@@ -22,10 +22,13 @@ __all__ = ["main"]
 
 def _folds(text):
     try:
-        return [int(part) for part in text.split(",") if part.strip()]
+        folds = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
+        folds = []
+    if not folds:
         raise argparse.ArgumentTypeError(
             f"folds must be comma-separated integers such as 1,2,3; received {text!r}")
+    return folds
 
 
 def _fraction(text):
@@ -38,70 +41,151 @@ def _fraction(text):
     return value
 
 
+def _whole(minimum):
+    """An argparse type: an integer >= `minimum` (argparse names the option)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number >= {minimum}; received {text!r}")
+        return value
+
+    return parse
+
+
+def _positive(text):
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number > 0; received {text!r}")
+    return value
+
+
+_DATA_HELP = ("a folder with one subfolder of audio files per class, a CSV with "
+              "columns path,label[,fold] (paths relative to the CSV; ESC's meta.csv "
+              "works as it is) or fsdd:DIR (the Free Spoken Digit Dataset)")
+
+
 def _parser():
-    from keras_speechmix.experiment import MIXES, NETWORKS, RECIPE
+    from keras_speechmix import __version__
+    from keras_speechmix.experiment import METHODS, MIXES, NETWORKS, RECIPE
 
     parser = argparse.ArgumentParser(
         prog="speechmix",
-        description="Train and compare sound classifiers with SpeechMix.")
-    commands = parser.add_subparsers(dest="command", required=True)
+        description="Train and compare sound classifiers with SpeechMix (mixing of "
+                    "hidden activations). Run `speechmix COMMAND --help` for the "
+                    "options of each command.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser(
         "demo", help="train with and without SpeechMix on the built-in "
-        "synthesised spoken digits, several seeds, and compare")
-    demo.add_argument("--out", default="speechmix-out", help="output folder")
-    demo.add_argument("--epochs", type=int, default=None,
+        "synthesised spoken digits, several seeds, and compare",
+        description="Train with and without SpeechMix on the built-in synthesised "
+                    "spoken digits (or --data), several seeds each, and compare the "
+                    "test errors with their spread.")
+    demo.add_argument("--out", default="speechmix-out",
+                      help="output folder for results.json and the pictures "
+                           "(default: %(default)s)")
+    demo.add_argument("--epochs", type=_whole(1), default=None,
                       help=f"default: the recipe's, {RECIPE['epochs']} (plain) / "
                            f"{RECIPE['mix_epochs']} (mixing)")
-    demo.add_argument("--seeds", type=int, default=DEMO["seeds"],
-                      help="training seeds per method (the spread is over them)")
+    demo.add_argument("--seeds", type=_whole(1), default=DEMO["seeds"],
+                      help="training seeds per method (the spread is over them; "
+                           "default %(default)s)")
     demo.add_argument("--mixes", default=",".join(DEMO["mixes"]),
-                      help=f"comma-separated methods from {MIXES}")
-    demo.add_argument("--speakers", type=int, default=DEMO["speakers"],
-                      help="synthetic speakers (a quarter are held out for testing)")
-    demo.add_argument("--train-voices", type=int, default=DEMO["train_voices"],
+                      help=f"comma-separated methods from {', '.join(MIXES)} "
+                           "(default: %(default)s)")
+    demo.add_argument("--speakers", type=_whole(2), default=DEMO["speakers"],
+                      help="synthetic speakers (a quarter are held out for testing; "
+                           "default %(default)s)")
+    demo.add_argument("--train-voices", type=_whole(0), default=DEMO["train_voices"],
                       help="voices to train on (the first of the others by name); "
-                           "0: all but the validation voices")
-    demo.add_argument("--takes", type=int, default=DEMO["takes"],
-                      help="takes per digit and speaker")
-    demo.add_argument("--data", default=None,
-                      help="use this dataset SPEC instead of the synthesised digits")
+                           "0: all but the validation voices (default %(default)s)")
+    demo.add_argument("--takes", type=_whole(1), default=DEMO["takes"],
+                      help="takes per digit and speaker (default %(default)s)")
+    demo.add_argument("--data", default=None, metavar="SPEC",
+                      help="use this dataset instead of the synthesised digits: "
+                           + _DATA_HELP)
     demo.add_argument("--progress", action="store_true",
                       help="print the loss every 10 epochs of each run")
     demo.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
 
-    train = commands.add_parser("train", help="train one model and save it")
-    train.add_argument("--data", required=True,
-                       help="a folder (one subfolder per class), a CSV "
-                       "(path,label[,fold]) or fsdd:DIR")
-    train.add_argument("--mix", default="speechmix", choices=MIXES)
+    train = commands.add_parser(
+        "train", help="train one model and save it",
+        description="Train one reference network with one mixing method, score the "
+                    "test split once, and save the model (OUT/model.keras: raw "
+                    "waveforms in, class probabilities out), metrics.json and "
+                    "pictures.")
+    train.add_argument("--data", required=True, metavar="SPEC", help=_DATA_HELP)
+    train.add_argument("--out", required=True, metavar="FOLDER",
+                       help="output folder (a folder that already holds a model is "
+                            "refused unless --overwrite)")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace the model and results already in --out")
+    train.add_argument("--mix", default="speechmix", choices=MIXES,
+                       help="mixing method: none (plain training), input (input "
+                            "mixup), bc (BC learning), manifold (Manifold Mixup) or "
+                            "speechmix (default: %(default)s)")
     train.add_argument("--model", default=RECIPE["model"], choices=tuple(NETWORKS),
                        help="reference network (default: %(default)s)")
-    train.add_argument("--epochs", type=int, default=None,
+    train.add_argument("--epochs", type=_whole(1), default=None,
                        help=f"default: {RECIPE['epochs']} without mixing, "
                             f"{RECIPE['mix_epochs']} with (the authors double them)")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--out", required=True, help="output folder")
-    train.add_argument("--train-folds", type=_folds, default=None)
-    train.add_argument("--test-folds", type=_folds, default=None)
+    train.add_argument("--learning-rate", type=_positive, default=None, metavar="LR",
+                       help="initial learning rate (default: the network's: "
+                            + ", ".join(f"{name} {network['learning_rate']:g}"
+                                        for name, network in NETWORKS.items())
+                            + "; decayed over training)")
+    default_alphas = sorted({(m, (k or {}).get("alpha", 1.0)) for m, k in METHODS.items()
+                             if k is not None}, key=lambda pair: MIXES.index(pair[0]))
+    train.add_argument("--alpha", type=_positive, default=None,
+                       help="mixing ratios r ~ Beta(ALPHA, ALPHA); 1 is uniform on "
+                            "[0, 1], larger values mix more evenly (default: the "
+                            "method's: " + ", ".join(f"{m} {a:g}" for m, a in default_alphas)
+                            + ")")
+    train.add_argument("--seed", type=_whole(0), default=0,
+                       help="seed of the weights, crops, shuffles, splits and mixing "
+                            "plans; the same seed repeats a run (default %(default)s)")
+    train.add_argument("--train-folds", type=_folds, default=None, metavar="LIST",
+                       help="comma-separated folds to train on, e.g. 1,2 (needs "
+                            "--test-folds; default: every fold not tested)")
+    train.add_argument("--test-folds", type=_folds, default=None, metavar="LIST",
+                       help="comma-separated folds to test on, e.g. 3, for data with a "
+                            "fold column. Without folds: FSDD's official split (takes "
+                            "0-4 test) for fsdd:DIR, else a stratified 80/20 split "
+                            "drawn with --seed")
     train.add_argument("--validation", type=_fraction, default=0.1,
-                       help="share of the training clips held out for the curves "
-                            "(0: none; default %(default)s)")
-    train.add_argument("--sample-rate", type=int, default=None,
-                       help="default: the network's (16000 for the log-mel CNNs)")
-    train.add_argument("--clip-seconds", type=float, default=None,
-                       help="input length (default: the network's crop, at most the "
-                            "longest clip)")
-    train.add_argument("--batch-size", type=int, default=None)
+                       help="share of the training clips held out for the validation "
+                            "curves (0: none; default %(default)s)")
+    train.add_argument("--sample-rate", type=_whole(1), default=None, metavar="HZ",
+                       help="resample every file to this rate (default: the network's, "
+                            + ", ".join(f"{name} {network['sample_rate']}"
+                                        for name, network in NETWORKS.items()) + ")")
+    train.add_argument("--clip-seconds", type=_positive, default=None, metavar="SECONDS",
+                       help="input length of the network: training crops and test "
+                            "windows (default: the network's crop, at most the longest "
+                            "clip)")
+    train.add_argument("--batch-size", type=_whole(1), default=None,
+                       help=f"clips per training batch (default {RECIPE['batch_size']}, "
+                            "or the number of training clips if fewer)")
     train.add_argument("--mix-off", type=_fraction, default=None,
-                       help="share of the last epochs trained without mixing")
+                       help="share of the last epochs trained without mixing (default "
+                            f"{RECIPE['mix_off']:g})")
     train.add_argument("--trim-silence", action="store_true",
                        help="cut leading/trailing digital silence from every clip "
                             "(as BC learning / SpeechMix prepare ESC-10/50)")
     train.add_argument("--stream", action="store_true",
                        help="read the files from disk as training goes instead of "
                             "decoding them all into memory first (for large sets)")
-    train.add_argument("--memory-budget", type=float, default=_default_budget_gb(),
+    train.add_argument("--memory-budget", type=_positive, default=_default_budget_gb(),
+                       metavar="GB",
                        help="stream automatically when the decoded clips would take "
                             "more than this many GB (default: half the RAM, "
                             "%(default).1f)")
@@ -118,25 +202,45 @@ def _parser():
                             "run the same command again after a crash to go on from "
                             "the last finished epoch (same clips and plans as an "
                             "uninterrupted run)")
-    train.add_argument("--save-every", type=int, default=None, metavar="STEPS",
+    train.add_argument("--save-every", type=_whole(1), default=None, metavar="STEPS",
                        help="with --backup, also back up every STEPS steps and resume "
                             "mid-epoch (no validation curve then)")
-    train.add_argument("--collective-timeout", type=float, default=120.0,
+    train.add_argument("--collective-timeout", type=_positive, default=120.0,
                        help=argparse.SUPPRESS)  # seconds; tests make it short
-    train.add_argument("--quiet", action="store_true", help="no progress lines")
+    train.add_argument("--quiet", action="store_true",
+                       help="no progress lines during training")
 
-    evaluate = commands.add_parser("evaluate", help="accuracy and confusion of a saved model")
-    evaluate.add_argument("model", help="a .keras file written by `speechmix train`")
-    evaluate.add_argument("--data", required=True)
-    evaluate.add_argument("--folds", type=_folds, default=None)
-    evaluate.add_argument("--sample-rate", type=int, default=None,
-                          help="default: the model's feature layer's rate")
+    evaluate = commands.add_parser(
+        "evaluate", help="accuracy and confusion of a saved model on a data set",
+        description="Score a model saved by `speechmix train` on a data set: clips "
+                    "longer than the model's input are scored on evenly spaced "
+                    "windows. Classes are matched to the model's by name.")
+    evaluate.add_argument("model", help="a .keras file written by `speechmix train` "
+                                        "(OUT/model.keras)")
+    evaluate.add_argument("--data", required=True, metavar="SPEC", help=_DATA_HELP)
+    evaluate.add_argument("--folds", type=_folds, default=None, metavar="LIST",
+                          help="comma-separated folds to score, e.g. 3 (default: "
+                               "every clip)")
+    evaluate.add_argument("--sample-rate", type=_whole(1), default=None, metavar="HZ",
+                          help="only for models saved without their rate: the rate "
+                               "they take (default: the rate saved in the model)")
     evaluate.add_argument("--trim-silence", action="store_true",
                           help="cut leading/trailing digital silence (as in training)")
     evaluate.add_argument("--stream", action="store_true",
-                          help="read the files as scoring goes (for large sets; "
-                               "unreadable files are skipped and listed)")
+                          help="read the files as scoring goes (for large sets)")
     evaluate.add_argument("--json", action="store_true", help="print JSON only")
+
+    predict = commands.add_parser(
+        "predict", help="the most likely classes of audio files of any length",
+        description="Print the most likely classes of each audio file, by a model "
+                    "saved by `speechmix train` (files are resampled to the model's "
+                    "rate; files longer than its input are scored on evenly spaced "
+                    "windows).")
+    predict.add_argument("model", help="a .keras file written by `speechmix train`")
+    predict.add_argument("files", nargs="+", metavar="FILE", help="audio files")
+    predict.add_argument("--top", type=_whole(1), default=1,
+                         help="classes to print per file (default %(default)s)")
+    predict.add_argument("--json", action="store_true", help="print JSON only")
     return parser
 
 
@@ -154,7 +258,7 @@ def _split(clips, spec, train_folds, test_folds, seed):
         return datasets.split_by_fold(clips, test_folds, train_folds), \
             f"folds {train_folds or 'rest'} / test folds {test_folds}"
     if train_folds:
-        raise SystemExit("error: --train-folds needs --test-folds")
+        raise ValueError("--train-folds needs --test-folds (the folds to test on)")
     if str(spec).startswith("fsdd:"):
         return datasets.fsdd_official_split(clips), "FSDD official split (takes 0-4 test)"
     return datasets.stratified_split(clips, 0.2, seed=seed), "stratified 80/20 split"
@@ -198,23 +302,44 @@ def _load(spec, sample_rate, trim_silence=False, out=None):
     return clips
 
 
-def _report_load(report, out):
-    _report_skipped(f"Skipped {len(report.skipped)} of {report.found} files:",
-                    report.skipped, out)
+def _plural(count, word):
+    return f"{count} {word}" if count == 1 else f"{count} {word}{'es' if word.endswith('s') else 's'}"
+
+
+def _report_load(report, out, shown=5):
+    """Prints what a listing or load left out: class folders without audio,
+    non-audio files, and each unreadable file with its reason (all of them
+    also in OUT/skipped.csv)."""
+    folders = [path for path, _ in report.skipped if Path(path).is_dir()]
+    files = [(path, reason) for path, reason in report.skipped if not Path(path).is_dir()]
+    if folders:
+        print(f"Left out {_plural(len(folders), 'class folder')} without audio files: "
+              + ", ".join(folders))
+    if report.ignored:
+        more = len(report.ignored) - shown
+        print(f"Ignored {_plural(len(report.ignored), 'non-audio file')}: "
+              + ", ".join(report.ignored[:shown]) + (f" and {more} more" if more > 0 else ""))
+    _report_skipped(f"Skipped {len(files)} of {_plural(report.found, 'file')}:", files, out,
+                    written=report.skipped)
 
 
 def _report_stream_skips(log, out, listed=()):
     """Lists the files a stream skipped; OUT/skipped.csv also gets those the
     listing left out (`listed`)."""
-    _report_skipped(f"Skipped {len(log.skipped)} unreadable files while streaming "
-                    f"({log.failed_reads} of {log.reads} reads failed):",
-                    log.rows(), out, written=log.rows(listed))
+    _report_skipped(f"Skipped {_plural(len(log.skipped), 'unreadable file')} while "
+                    f"streaming ({log.failed_reads} of {_plural(log.reads, 'read')} "
+                    "failed):", log.rows(), out, written=log.rows(listed))
 
 
 def _report_skipped(title, rows, out, shown=20, written=None):
     """Prints `title` and the first `shown` `(path, reason)` rows; writes
     `written` (default: `rows`) to OUT/skipped.csv."""
     if not rows:
+        if out is not None and written:
+            from keras_speechmix.datasets import write_skipped
+
+            out.mkdir(parents=True, exist_ok=True)
+            write_skipped(out / "skipped.csv", written)
         return
     print(title)
     for path, reason in rows[:shown]:
@@ -389,13 +514,50 @@ def run_demo(args):
     return summary
 
 
+def _check_out(out, overwrite):
+    """Refuses an --out that cannot take the results, before any work."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder (it will hold model.keras, "
+                         "metrics.json and the pictures)")
+    if (out / "model.keras").exists() and not overwrite:
+        raise ValueError(f"--out {out} already holds a model (model.keras): pass "
+                         "--overwrite to replace it, or choose another folder")
+
+
+def _check_folds(files, data, test_folds, train_folds=None, option="--test-folds"):
+    """Checks fold options against a listing, before anything is decoded."""
+    if train_folds and not test_folds:
+        raise ValueError("--train-folds needs --test-folds (the folds to test on)")
+    if not test_folds:
+        return
+    if files.folds is None:
+        raise ValueError(f"{option}: {data} has no folds (a CSV with a fold column has)")
+    known = sorted(set(files.folds.tolist()))
+    for name, folds in ((option, test_folds), ("--train-folds", train_folds)):
+        unknown = sorted(set(folds or ()) - set(known))
+        if unknown:
+            raise ValueError(f"{name} {','.join(map(str, folds))}: {data} has no fold "
+                             f"{', '.join(map(str, unknown))}; its folds are "
+                             f"{', '.join(map(str, known))}")
+    overlap = sorted(set(test_folds) & set(train_folds or ()))
+    if overlap:
+        raise ValueError(f"fold(s) {overlap} are in both --train-folds and --test-folds")
+
+
+def _percent(accuracy):
+    return f"accuracy {100 * accuracy:.1f} % (error {100 * (1 - accuracy):.1f} %)"
+
+
 def run_train(args):
     """`speechmix train`: one method on one dataset; saves model, metrics, pictures."""
-    from keras_speechmix import datasets, experiment, multiworker, plots, streaming
+    from keras_speechmix import datasets, experiment, multiworker, plots, saved, streaming
 
     rate = args.sample_rate or experiment.NETWORKS[args.model]["sample_rate"]
     out = Path(args.out)
+    if not multiworker.worker_index():
+        _check_out(out, args.overwrite)
     files = streaming.list_files(args.data, rate)
+    _check_folds(files, args.data, args.test_folds, args.train_folds)
     stream = args.stream or bool(args.cache)
     needed = 0 if stream else files.estimated_bytes()  # reads every WAV header
     if needed > args.memory_budget * 1e9:
@@ -438,12 +600,13 @@ def run_train(args):
           + (f"{len(validation)} validation (held out of the training data, for the "
              "curves) / " if validation is not None else "")
           + f"{len(test)} test clips (scored once, after training)")
-    length = None if args.clip_seconds is None else int(args.clip_seconds * rate)
+    length = None if args.clip_seconds is None else max(1, round(args.clip_seconds * rate))
     try:
         model, result = experiment.train_clips(
             train, test, validation=validation, mix=args.mix, model=args.model,
             epochs=args.epochs, seed=args.seed, length=length,
-            batch_size=args.batch_size, mix_off=args.mix_off, verbose=0,
+            batch_size=args.batch_size, learning_rate=args.learning_rate,
+            alpha=args.alpha, mix_off=args.mix_off, verbose=0,
             callbacks=[] if args.quiet else [_progress(10)],
             max_skipped=args.max_skipped, backup_dir=args.backup,
             save_every=args.save_every)
@@ -455,7 +618,11 @@ def run_train(args):
         print(f"Worker {rank} done: the chief (worker 0) writes the model and metrics.")
         return result
     out.mkdir(parents=True, exist_ok=True)
-    model.save(out / "model.keras")
+    model_path = out / "model.keras"
+    saved.save_model(model, model_path, sample_rate=result["sample_rate"],
+                     class_names=result["class_names"], input_length=result["input_length"],
+                     network=args.model, mix=args.mix, epochs=result["epochs"],
+                     trim_silence=args.trim_silence)
     result.update(split=split, data=str(args.data), trim_silence=args.trim_silence,
                   streamed=stream, load_report=dataclasses.asdict(clips.report))
     if stream:
@@ -463,19 +630,39 @@ def run_train(args):
     (out / "metrics.json").write_text(json.dumps(result, indent=2, default=str))
     plots.plot_curves([result], out / "curves.png")
     plots.plot_confusion([result], out / "confusion.png")
-    print(f"\n{args.model}, {args.mix}, {result['epochs']} epochs, "
+    print(f"\n{args.model}, {args.mix}, {_plural(result['epochs'], 'epoch')}, "
           f"{result['seconds']:.0f} s of training:")
-    print(f"  training clips (inference mode): {100 * result['train_accuracy']:.1f} %: "
+    print(f"  training clips (inference mode): {_percent(result['train_accuracy'])}: "
           f"{_fit_verdict(result['train_accuracy'])}")
     if "validation_accuracy" in result:
-        print(f"  validation ({result['num_validation']} clips held out of the training "
-              f"data): {100 * result['validation_accuracy']:.1f} %")
-    print(f"  test ({result['num_test']} clips, scored once): "
-          f"{100 * result['test_accuracy']:.1f} %")
-    print(f"Wrote {out / 'model.keras'}, metrics.json, curves.png, confusion.png"
+        print(f"  validation ({_plural(result['num_validation'], 'clip')} held out of the "
+              f"training data): {_percent(result['validation_accuracy'])}")
+    print(f"  test ({_plural(result['num_test'], 'clip')}, scored once): "
+          f"{_percent(result['test_accuracy'])}")
+    print(f"Wrote {model_path}, metrics.json, curves.png, confusion.png"
           + (", skipped.csv" if clips.report.skipped or (stream and files.skips.skipped)
              else ""))
+    print(_usage(model_path, result))
     return result
+
+
+def _usage(model_path, result):
+    """How to use a saved model, as `train` prints it."""
+    names = result["class_names"]
+    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    rate, length = result["sample_rate"], result["input_length"]
+    return (f"The model takes mono waveforms of {length} samples ({length / rate:g} s) at "
+            f"{rate} Hz and gives the probabilities of {_plural(len(names), 'class')}: "
+            f"{shown} (all three are stored in the file's metadata). Longer clips are "
+            "scored on evenly spaced windows:\n"
+            f"  speechmix predict {model_path} FILE...\n"
+            f"  speechmix evaluate {model_path} --data SPEC\n"
+            "  In Python: import keras_speechmix as ksm\n"
+            f"    model = ksm.load_model(\"{model_path}\")  # or keras.models.load_model, "
+            "after importing keras_speechmix\n"
+            f"    names = ksm.model_info(\"{model_path}\")[\"class_names\"]\n"
+            f"    probabilities = ksm.predict_clips(model, waves)  # waves at {rate} Hz, "
+            "any length")
 
 
 def _mixing_panels(model, clips):
@@ -505,53 +692,130 @@ def _model_rate(model):
     return None
 
 
+def _model_and_rate(path, sample_rate=None):
+    """`(model, info, rate)` of a saved model; refuses a --sample-rate that is
+    not the model's."""
+    from keras_speechmix import saved
+
+    info = saved.model_info(path)  # names what is wrong with the path
+    saved_rate = info.get("sample_rate")
+    if saved_rate and sample_rate and sample_rate != saved_rate:
+        raise ValueError(
+            f"--sample-rate {sample_rate}: the model takes audio at {saved_rate} Hz "
+            "(files are resampled to it; leave --sample-rate out)")
+    model = saved.load_model(path)
+    rate = saved_rate or sample_rate or _model_rate(model)
+    if rate is None:
+        raise ValueError(f"{path} records no sample rate and has no feature layer "
+                         "with one: pass --sample-rate")
+    return model, info, rate
+
+
+def _class_map(data, data_names, model_names, num_outputs):
+    """Index of each data class among the model's outputs, matched by name."""
+    import numpy as np
+
+    if not model_names:  # a model saved without its class names
+        if len(data_names) != num_outputs:
+            raise ValueError(f"the model predicts {num_outputs} classes but {data} has "
+                             f"{len(data_names)}")
+        return np.arange(num_outputs), list(data_names)
+    unknown = [name for name in data_names if name not in model_names]
+    if unknown:
+        raise ValueError(
+            f"{data} has classes the model was not trained on: {', '.join(unknown)}; "
+            f"the model's classes are {', '.join(model_names)}")
+    return np.array([model_names.index(name) for name in data_names]), list(model_names)
+
+
 def run_evaluate(args):
     """`speechmix evaluate`: accuracy and confusion matrix of a saved model."""
-    import keras
     import numpy as np
 
     from keras_speechmix import datasets, streaming
-    from keras_speechmix.experiment import predict_clips
+    from keras_speechmix.saved import predict_clips
 
-    if not Path(args.model).is_file():
-        raise SystemExit(f"error: model file {args.model} does not exist")
-    model = keras.models.load_model(args.model)
-    rate = args.sample_rate or _model_rate(model)
-    if rate is None:
-        raise SystemExit("error: the model has no feature layer with a sample rate: "
-                         "pass --sample-rate")
-    clips = (streaming.list_files(args.data, rate) if args.stream
-             else datasets.load(args.data, sample_rate=rate))
+    model, info, rate = _model_and_rate(args.model, args.sample_rate)
+    length = info.get("input_length") or model.input_shape[1]
+    # Classes and folds are checked on the listing, before anything is decoded.
+    files = streaming.list_files(args.data, rate)
+    _check_folds(files, args.data, args.folds, option="--folds")
+    to_model, names = _class_map(args.data, files.class_names, info.get("class_names"),
+                                 model.output_shape[-1])
+    if args.stream:
+        clips = files
+    else:
+        clips = datasets.load(args.data, sample_rate=rate)
     if args.trim_silence:
         clips = clips.trim_silence()
     if args.folds:
         _, clips = datasets.split_by_fold(clips, args.folds)
-    num_classes = model.output_shape[-1]
-    if len(clips.class_names) != num_classes:
-        raise SystemExit(f"error: the model predicts {num_classes} classes but "
-                         f"{args.data} has {len(clips.class_names)}")
     if args.stream:
-        probabilities, labels = streaming.predict_files(model, clips, model.input_shape[1])
+        probabilities, labels = streaming.predict_files(model, clips, length)
+        skipped = {**dict(files.report.skipped), **clips.skips.skipped}
     else:
-        probabilities = predict_clips(model, clips.waveforms, model.input_shape[1])
+        probabilities = predict_clips(model, clips.waveforms, length)
         labels = clips.labels
+        skipped = dict(clips.report.skipped)
+    labels = to_model[labels]
     predicted = probabilities.argmax(axis=1)
-    confusion = np.zeros((num_classes, num_classes), int)
+    confusion = np.zeros((len(names), len(names)), int)
     np.add.at(confusion, (labels, predicted), 1)
     result = {"accuracy": float(np.mean(predicted == labels)),
-              "num_clips": len(labels), "class_names": list(clips.class_names),
-              "confusion": confusion.tolist()}
+              "error": float(np.mean(predicted != labels)),
+              "num_clips": len(labels), "class_names": names,
+              "confusion": confusion.tolist(),
+              "skipped_files": {path: datasets.skip_reason(path, reason)
+                                for path, reason in sorted(skipped.items())}}
+    if args.json:
+        print(json.dumps(result))
+        return result
+    if list(files.class_names) != names[:len(files.class_names)]:
+        print(f"Classes matched to the model's by name ({args.data} lists them in "
+              "another order or has fewer)")
     if args.stream:
-        result["skipped_files"] = dict(sorted(clips.skips.skipped.items()))
+        _report_skipped(f"Skipped {_plural(len(skipped), 'file')}:", sorted(skipped.items()),
+                        None)
+    else:
+        _report_load(clips.report, None)
+    print(f"{_percent(result['accuracy'])} on {_plural(result['num_clips'], 'clip')}")
+    width = max(len(n) for n in names)
+    print("Confusion (rows: true class, columns: predicted, in this order):")
+    for name, row in zip(names, confusion):
+        print(f"{name:>{width}} " + " ".join(f"{v:4d}" for v in row))
+    return result
+
+
+def run_predict(args):
+    """`speechmix predict`: the most likely classes of each file."""
+    from keras_speechmix import audio
+    from keras_speechmix.saved import predict_clips
+
+    model, info, rate = _model_and_rate(args.model)
+    names = info.get("class_names") or [str(k) for k in range(model.output_shape[-1])]
+    waves, paths, failed = [], [], {}
+    for path in args.files:
+        try:
+            waves.append(audio.load_audio(path, rate)[0])
+            paths.append(path)
+        except (audio.AudioDecodeError, OSError) as error:
+            failed[path] = str(error).removeprefix(f"{path}: ")
+    result = {"predictions": {}, "skipped_files": failed}
+    if waves:
+        probabilities = predict_clips(model, waves, info.get("input_length")
+                                      or model.input_shape[1])
+        for path, row in zip(paths, probabilities):
+            best = row.argsort()[::-1][:args.top]
+            result["predictions"][path] = [[names[k], float(row[k])] for k in best]
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"accuracy {100 * result['accuracy']:.1f} % on {result['num_clips']} clips")
-        for path, reason in list(result.get("skipped_files", {}).items())[:20]:
-            print(f"  skipped {path}: {reason.removeprefix(f'{path}: ')}")
-        width = max(len(n) for n in clips.class_names)
-        for name, row in zip(clips.class_names, confusion):
-            print(f"{name:>{width}} " + " ".join(f"{v:4d}" for v in row))
+        for path, best in result["predictions"].items():
+            print(f"{path}: " + ", ".join(f"{name} ({100 * p:.1f} %)" for name, p in best))
+        for path, reason in failed.items():
+            print(f"{path}: not scored: {reason}", file=sys.stderr)
+    if not waves:
+        raise ValueError(f"none of the {_plural(len(args.files), 'file')} could be read")
     return result
 
 
@@ -563,7 +827,6 @@ def main(argv=None):
     >>> # main(["demo", "--out", "speechmix-out"])
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    argv = sys.argv[1:] if argv is None else list(argv)
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["train"]:
         from keras_speechmix import multiworker
@@ -584,14 +847,16 @@ def main(argv=None):
     # warnings about that are noise in a command's output.
     tf_level = tf.get_logger().level
     tf.get_logger().setLevel("ERROR")
-    runner = {"demo": run_demo, "train": run_train, "evaluate": run_evaluate}[args.command]
+    runner = {"demo": run_demo, "train": run_train, "evaluate": run_evaluate,
+              "predict": run_predict}[args.command]
     try:
         with warnings.catch_warnings():
             # A stream's length is unknown until its first epoch ends; Keras
             # says so with this warning, which is expected here.
             warnings.filterwarnings("ignore", message="Your input ran out of data")
             runner(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
+    except (ValueError, OSError, RuntimeError) as error:
+        # One exit status for every error the command explains, as argparse's.
         print(f"error: {error}", file=sys.stderr)
         return 2
     finally:

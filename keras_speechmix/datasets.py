@@ -97,21 +97,34 @@ def trim_wave(wave, threshold=0.0):
     return wave if loud.size == 0 else wave[loud[0] : loud[-1] + 1]
 
 
+def skip_reason(path, reason):
+    """`reason` without a leading `"path: "` (decoder errors name their file).
+
+    Example:
+
+    >>> skip_reason("a.wav", "a.wav: file is empty (0 bytes)")
+    'file is empty (0 bytes)'
+    """
+    return str(reason).removeprefix(f"{path}: ")
+
+
 def write_skipped(path, rows):
     """Writes `(path, reason)` rows to a CSV file with a `path,reason` header.
+
+    The reason column does not repeat the path.
 
     Example:
 
     >>> import os, tempfile
     >>> target = os.path.join(tempfile.mkdtemp(), "skipped.csv")
-    >>> write_skipped(target, [("a.wav", "file is empty (0 bytes)")])
+    >>> write_skipped(target, [("a.wav", "a.wav: file is empty (0 bytes)")])
     >>> open(target).read().splitlines()[1]
     'a.wav,file is empty (0 bytes)'
     """
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["path", "reason"])
-        writer.writerows(rows)
+        writer.writerows((p, skip_reason(p, r)) for p, r in rows)
 
 
 class ClipSet:

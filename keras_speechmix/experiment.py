@@ -28,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_speechmix import audio, models, multiworker
+from keras_speechmix import models, multiworker, saved
 from keras_speechmix.callbacks import MixOff
 from keras_speechmix.epochs import EpochClock
 from keras_speechmix.pipeline import partner_batches
@@ -168,7 +168,8 @@ def predict_clips(model, clips, length, crops=10, batch_size=64):
     """Class probabilities per clip, averaged over evenly spaced crops.
 
     Clips no longer than `length` are zero-padded and predicted once; longer
-    ones get `crops` evenly spaced windows (as BC learning tests).
+    ones get `crops` evenly spaced windows (as BC learning tests). The same
+    as `keras_speechmix.predict_clips`, the public function for saved models.
 
     Example:
 
@@ -178,19 +179,7 @@ def predict_clips(model, clips, length, crops=10, batch_size=64):
     >>> predict_clips(model, [np.zeros(4000, "float32")], 8000).shape
     (1, 3)
     """
-    windows, owner = [], []
-    for number, wave in enumerate(clips):
-        if len(wave) <= length:
-            pieces = [np.pad(wave, (0, length - len(wave)))]
-        else:
-            pieces = list(np.asarray(audio.multi_crop(wave, length, crops)))
-        windows.extend(pieces)
-        owner.extend([number] * len(pieces))
-    probabilities = model.predict(np.stack(windows).astype("float32"),
-                                  batch_size=batch_size, verbose=0)
-    owner = np.asarray(owner)
-    return np.stack([probabilities[owner == k].mean(axis=0)
-                     for k in range(len(clips))])
+    return saved.predict_clips(model, clips, length, crops=crops, batch_size=batch_size)
 
 
 def default_length(clips, seconds=5.0):
@@ -237,24 +226,58 @@ def training_batches(model, train, length, batch_size, seed, mixing=None, epoch=
     trainer = model if mixing is None else SpeechMix(model)
     return trainer, batches(clips, batch_size, num_classes, seed, mixing,
                             getattr(trainer, "num_mix_points", 0), train.sample_rate,
-                            epoch=epoch)
+                            epoch=epoch,
+                            # A stream cannot know how many of its files read
+                            # well: dropping a last partial batch could leave
+                            # an epoch with no batch at all.
+                            drop_remainder=not _streamed(train))
 
 
 def batches(clips, batch_size, num_classes, seed, mixing, mix_points, sample_rate,
-            epoch=None, num_replicas=None):
+            epoch=None, num_replicas=None, drop_remainder=True):
     """Batches of a `(waveform, label)` dataset: one-hot without `mixing`,
-    `partner_batches(..., **mixing)` with it.
+    `partner_batches(..., **mixing)` with it; `drop_remainder=False` keeps
+    a last partial batch.
 
     Example:
 
     >>> # data = batches(train.to_dataset(16000, training=True), 32, 10, 0, None, 0, 16000)
     """
     if mixing is None:
-        return clips.batch(batch_size, drop_remainder=True).map(
-            lambda x, y: (x, tf.one_hot(y, num_classes)))
+        return clips.batch(batch_size, drop_remainder=drop_remainder).map(
+            _one_hot(num_classes))
     return partner_batches(clips, batch_size, num_classes=num_classes,
                            mix_points=mix_points, sample_rate=sample_rate, seed=seed,
-                           epoch=epoch, num_replicas=num_replicas, **mixing)
+                           epoch=epoch, num_replicas=num_replicas,
+                           drop_remainder=drop_remainder, **mixing)
+
+
+def _one_hot(num_classes):
+    # A named function, not a lambda: autograph reads a lambda's source and
+    # warns when it cannot (several lambdas on one line).
+    def one_hot(x, y):
+        return x, tf.one_hot(y, num_classes)
+
+    return one_hot
+
+
+class _StepCount(keras.callbacks.Callback):
+    """Fails a training run at the end of an epoch that trained no batch."""
+
+    def __init__(self, why):
+        super().__init__()
+        self.why = why
+        self.steps = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.steps = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.steps:
+            raise RuntimeError(f"epoch {epoch + 1} trained on no batch at all: {self.why()}")
 
 
 def _accuracy(model, clips, length, crops):
@@ -272,8 +295,7 @@ def _accuracy(model, clips, length, crops):
 
 def _validation_data(clips, length, num_classes):
     if _streamed(clips):
-        return clips.to_dataset(length).batch(64).map(
-            lambda x, y: (x, tf.one_hot(y, num_classes)))
+        return clips.to_dataset(length).batch(64).map(_one_hot(num_classes))
     return (np.stack([_center(w, length) for w in clips.waveforms]),
             keras.utils.to_categorical(clips.labels, num_classes))
 
@@ -355,7 +377,7 @@ def train_clips(train, test=None, mix="speechmix", epochs=None, seed=0,
         net = build_model(mix, num_classes, train.sample_rate, length, name)
         optimizer = network["optimizer"](learning_rate or network["learning_rate"],
                                          epochs * steps)
-    callbacks = list(callbacks)
+    checks = []
     if _streamed(train):
         if train.multi_label:
             raise ValueError(
@@ -364,7 +386,18 @@ def train_clips(train, test=None, mix="speechmix", epochs=None, seed=0,
                 "partner_batches(files.to_dataset(...)) yourself")
         from keras_speechmix.streaming import SkipGuard
 
-        callbacks.append(SkipGuard(train.skips, max_skipped))
+        checks.append(SkipGuard(train.skips, max_skipped))
+
+    def why():
+        if not _streamed(train):
+            return f"{len(train)} training clips, batch size {batch_size}"
+        return (f"none of the {len(train)} training files could be read "
+                f"({len(train.skips.skipped)} files failed so far; see the list of "
+                "skipped files)")
+
+    # First, so that an epoch without a batch is reported as such (not as
+    # too many skipped files, nor by the caller's callbacks as if it trained).
+    callbacks = [_StepCount(why)] + checks + list(callbacks)
     if mixing is not None:
         mixing = dict(mixing)
         if alpha is not None:

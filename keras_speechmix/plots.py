@@ -6,8 +6,42 @@ matplotlib.use("Agg")  # files only: the demo runs on machines with no screen
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib import font_manager, ft2font  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 __all__ = ["plot_curves", "plot_confusion", "plot_mixing"]
+
+
+def _fonts_for(texts):
+    """`(families, texts)`: fonts that draw every character of `texts`.
+
+    Matplotlib's default font lacks most non-Latin scripts and warns for
+    each missing glyph; class names may be in any script. The default font
+    comes first, then installed fonts that add missing characters;
+    characters that no installed font has are written as escapes
+    (`\\u72d7`), which tell names apart where blank boxes would not.
+    """
+    default = font_manager.findfont(font_manager.FontProperties())
+    missing = {c for text in texts for c in text if not c.isspace()}
+    families = []
+    candidates = [default] + sorted({f.fname for f in font_manager.fontManager.ttflist}
+                                    - {default})
+    for path in candidates:
+        if "LastResort" in path:
+            continue  # draws a box for every character it "has"
+        try:
+            font = ft2font.FT2Font(path)
+        except (OSError, RuntimeError, ValueError):
+            continue
+        covered = {c for c in missing if font.get_char_index(ord(c))}
+        name = font_manager.FontProperties(fname=path).get_name()
+        if (covered or path == default) and name not in families:
+            families.append(name)
+        missing -= covered
+        if not missing:
+            break
+    return families, ["".join(c.encode("unicode_escape").decode() if c in missing else c
+                              for c in text) for text in texts]
 
 
 def plot_curves(results, path):
@@ -15,7 +49,8 @@ def plot_curves(results, path):
 
     The validation curves come from clips held out of the training data
     (`result["validation_epochs"]` says after which epochs), never from the
-    test split, which is scored once at the end.
+    test split, which is scored once at the end. Every epoch's value is
+    marked (so that a run of one epoch shows too); epochs are whole numbers.
 
     Example:
 
@@ -27,35 +62,47 @@ def plot_curves(results, path):
     >>> os.path.getsize(out) > 0
     True
     """
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for result in results:
-        history = result["history"]
-        label = result.get("label", result["mix"])
+    families, labels = _fonts_for([r.get("label", r["mix"]) for r in results])
+    with plt.rc_context({"font.family": families}):
+        figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+        for result, label in zip(results, labels):
+            history = result["history"]
+            first = result.get("first_epoch", 0)
+            for axis, metric in zip(axes, ("loss", "accuracy")):
+                values = history.get(metric, [])
+                epochs = range(first + 1, first + len(values) + 1)
+                # Markers for every epoch of short runs, every few of long ones.
+                every = max(1, len(values) // 25)
+                line, = axis.plot(epochs, values, marker="o", markersize=3,
+                                  markevery=every, label=f"{label} train")
+                if f"val_{metric}" in history:
+                    axis.plot(result.get("validation_epochs") or
+                              range(1, len(history[f"val_{metric}"]) + 1),
+                              history[f"val_{metric}"], "--", marker="s", markersize=3,
+                              markevery=max(1, len(history[f"val_{metric}"]) // 25),
+                              color=line.get_color(), label=f"{label} validation")
+        last = max([r.get("first_epoch", 0) + len(r["history"].get("loss", []))
+                    for r in results] + [1])
         for axis, metric in zip(axes, ("loss", "accuracy")):
-            values = history.get(metric, [])
-            line, = axis.plot(range(1, len(values) + 1), values, label=f"{label} train")
-            if f"val_{metric}" in history:
-                axis.plot(result.get("validation_epochs") or
-                          range(1, len(history[f"val_{metric}"]) + 1),
-                          history[f"val_{metric}"], "--", color=line.get_color(),
-                          label=f"{label} validation")
-    for axis, metric in zip(axes, ("loss", "accuracy")):
-        axis.set_xlabel("epoch")
-        axis.set_ylabel(metric)
-        axis.grid(alpha=0.3)
-    axes[1].legend(fontsize=8)
-    figure.suptitle("Training curves (training targets are mixed where mixing is on; "
-                    "validation: clips held out of the training data)", fontsize=10)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+            axis.set_xlabel("epoch")
+            axis.set_ylabel(metric)
+            axis.set_xlim(0.5, last + 0.5)
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+            axis.grid(alpha=0.3)
+            axis.legend(fontsize=8)
+        figure.suptitle("Training curves (training targets are mixed where mixing is on; "
+                        "validation: clips held out of the training data)", fontsize=10)
+        figure.tight_layout()
+        figure.savefig(path, dpi=100)
+        plt.close(figure)
 
 
 def plot_confusion(results, path):
     """Test confusion matrices of each run side by side.
 
     Rows and columns follow `result["class_names"]` (the data set's order,
-    e.g. zero ... nine for the built-in digits).
+    e.g. zero ... nine for the built-in digits); each cell shows its count
+    of clips, and a colour bar gives the scale.
 
     Example:
 
@@ -67,21 +114,37 @@ def plot_confusion(results, path):
     >>> os.path.getsize(out) > 0
     True
     """
-    figure, axes = plt.subplots(1, len(results), figsize=(4.5 * len(results), 4.2))
-    axes = np.atleast_1d(axes)
-    for axis, result in zip(axes, results):
-        confusion = np.asarray(result["confusion"])
-        axis.imshow(confusion, cmap="Blues")
-        names = result["class_names"]
-        axis.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
-        axis.set_yticks(range(len(names)), names, fontsize=7)
-        axis.set_xlabel("predicted")
-        axis.set_ylabel("true")
-        axis.set_title(f"{result.get('label', result['mix'])}: test "
-                       f"{100 * result['test_accuracy']:.1f} %")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    texts = [r.get("label", r["mix"]) for r in results]
+    texts += [n for r in results for n in r["class_names"]]
+    families, _ = _fonts_for(texts)
+    with plt.rc_context({"font.family": families}):
+        figure, axes = plt.subplots(1, len(results), figsize=(5.2 * len(results), 4.6))
+        axes = np.atleast_1d(axes)
+        for axis, result in zip(axes, results):
+            confusion = np.asarray(result["confusion"])
+            image = axis.imshow(confusion, cmap="Blues", vmin=0)
+            figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label="clips",
+                            ticks=MaxNLocator(integer=True))
+            _, names = _fonts_for(result["class_names"])
+            size = 8 if len(names) <= 12 else 6
+            axis.set_xticks(range(len(names)), names, rotation=45, ha="right",
+                            rotation_mode="anchor", fontsize=size)
+            axis.set_yticks(range(len(names)), names, fontsize=size)
+            if len(names) <= 20:
+                # Dark cells get white text, light ones black.
+                middle = confusion.max() / 2 if confusion.size else 0
+                for (row, column), count in np.ndenumerate(confusion):
+                    axis.text(column, row, str(count), ha="center", va="center",
+                              fontsize=size, color="white" if count > middle else "black")
+            axis.set_xlabel("predicted class")
+            axis.set_ylabel("true class")
+            _, (label,) = _fonts_for([result.get("label", result["mix"])])
+            accuracy = result["test_accuracy"]
+            axis.set_title(f"{label}: test accuracy {100 * accuracy:.1f} % "
+                           f"(error {100 * (1 - accuracy):.1f} %)", fontsize=9)
+        figure.tight_layout()
+        figure.savefig(path, dpi=100)
+        plt.close(figure)
 
 
 def plot_mixing(panels, path, ratio=0.5):

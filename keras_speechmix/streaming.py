@@ -105,12 +105,16 @@ class SkipLog:
         file does not stop a run whose next hundred files are fine.
         """
         if self.reads and self.reads >= min_reads and self.fraction > max_fraction:
-            shown = "; ".join(f"{p}: {r}" for p, r in list(self.skipped.items())[:3])
+            rows, shown = sorted(self.skipped.items()), 3
+            listed = "; ".join(f"{p}: {datasets.skip_reason(p, r)}" for p, r in rows[:shown])
+            count = f"{len(rows)} file{'' if len(rows) == 1 else 's'} skipped"
+            if len(rows) > shown:
+                count += f", the first {shown}"
             raise TooManySkipsError(
                 f"{self.failed_reads} of {self.reads} file reads failed "
                 f"({100 * self.fraction:.1f} %, limit {100 * max_fraction:.1f} %); "
-                f"{len(self.skipped)} files skipped, first: {shown}. Fix or remove "
-                "them, or raise the limit (speechmix train --max-skipped)."
+                f"{count}: {listed}. Fix or remove them, or raise the limit "
+                "(speechmix train --max-skipped)."
             )
 
     def write_csv(self, path, more=()):
@@ -465,7 +469,9 @@ class FileSet:
         read = self._read_function()
         data = data.map(lambda p, y: (*read(p), y), num_parallel_calls=num_parallel_calls,
                         deterministic=True)
-        return data.filter(lambda w, ok, y: ok).map(lambda w, ok, y: (w, y))
+        # Named functions: autograph cannot tell apart two lambdas on one line
+        # and warned about each.
+        return data.filter(_was_read).map(_without_flag)
 
     def to_dataset(self, length, training=False, seed=None,
                    num_parallel_calls=tf.data.AUTOTUNE, epoch=None):
@@ -497,6 +503,14 @@ class FileSet:
         return tf.data.Dataset.zip((data, seeds)).map(
             lambda pair, s: (audio.fix_length(pair[0], length, "random", s), pair[1]),
             num_parallel_calls=num_parallel_calls, deterministic=True)
+
+
+def _was_read(wave, ok, label):
+    return ok
+
+
+def _without_flag(wave, ok, label):
+    return wave, label
 
 
 def list_files(spec, sample_rate, extensions=datasets.AUDIO_EXTENSIONS):

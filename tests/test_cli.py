@@ -148,7 +148,7 @@ def test_train_streams_and_lists_the_files_it_skipped(tmp_path, cache, capsys):
                  "--epochs", "2", "--out", str(out), "--quiet", "--clip-seconds", "1.0"]) == 0
     printed = capsys.readouterr().out
     assert "FileSet: 41 files" in printed
-    assert "Skipped 1 unreadable files while streaming" in printed and "bad0.wav" in printed
+    assert "Skipped 1 unreadable file while streaming" in printed and "bad0.wav" in printed
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["streamed"] and list(metrics["skipped_files"]) == [
         str(folder / "three" / "bad0.wav")]

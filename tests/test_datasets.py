@@ -379,3 +379,11 @@ def test_esc_file_names_give_source_groups(tmp_path):
         "2-200-A.wav,2,1,rain\n")
     clips = datasets.from_csv(tmp_path / "meta.csv")
     assert clips.groups == ["100", "100", "200"]
+
+
+def test_skipped_csv_reasons_do_not_repeat_the_path(tmp_path):
+    target = tmp_path / "skipped.csv"
+    datasets.write_skipped(target, [("a b.wav", "a b.wav: file is empty (0 bytes)"),
+                                    ("c.wav", "not audio")])
+    assert target.read_text().splitlines() == [
+        "path,reason", "a b.wav,file is empty (0 bytes)", "c.wav,not audio"]

@@ -212,3 +212,44 @@ def test_trimmed_stream_matches_the_trimmed_clip_set(tmp_path):
         np.testing.assert_array_equal(a, c)
         np.testing.assert_array_equal(b, c)
     assert all(len(w) <= 301 for w in got)  # the zeros are gone
+
+
+def test_the_skip_error_names_each_path_once_and_lists_what_it_counts(folder):
+    # Issue 19: decoder reasons start with the path, which the error repeated;
+    # and "N files skipped, first: ..." listed a fixed three whatever N was.
+    files = streaming.list_files(folder, sample_rate=8000)
+    list(files.to_dataset(400))
+    with pytest.raises(streaming.TooManySkipsError) as error:
+        files.skips.check(0.05)
+    message = str(error.value)
+    for name in ("corrupt.wav", "empty.wav"):
+        assert message.count(str(folder / ("cat" if name == "corrupt.wav" else "dog") / name)) == 1
+    assert "2 files skipped: " in message
+    log = streaming.SkipLog()
+    for i in range(5):
+        log.record(f"bad{i}.wav", f"bad{i}.wav: corrupt")
+    with pytest.raises(streaming.TooManySkipsError, match=r"5 files skipped, the first 3: "
+                       r"bad0.wav: corrupt; bad1.wav: corrupt; bad2.wav: corrupt\."):
+        log.check(0.05)
+
+
+def test_reading_a_stream_prints_no_autograph_warning(folder):
+    # Issue 19: two lambdas on one line made autograph warn that it "could
+    # not parse the source code of FileSet.read.<locals>.<lambda>".
+    import logging
+
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    handler = Keep()
+    logging.getLogger("tensorflow").addHandler(handler)
+    try:
+        files = streaming.list_files(folder, sample_rate=8000)
+        assert len(elements(files.to_dataset(400, training=True, seed=0))) == 20
+        assert len(elements(files.to_dataset(400))) == 20
+    finally:
+        logging.getLogger("tensorflow").removeHandler(handler)
+    assert not [r for r in records if "AutoGraph" in r], records
