@@ -93,6 +93,33 @@ def test_a_run_that_trains_no_step_is_an_error(tmp_path, capsys):
     assert not (out / "model.keras").exists()
 
 
+@pytest.mark.parametrize("mixing", [None, {"partners": "random", "prob": 0.0}])
+def test_a_streamed_epoch_loss_is_the_mean_over_every_readable_clip(tmp_path, mixing):
+    # Items 1 and 8: the stream's last partial batch counts, and no batch is
+    # counted twice (the curves of `train --stream` were n/(n+1) of the truth).
+    import keras
+
+    from keras_speechmix import streaming
+
+    files = streaming.list_files(tones(tmp_path / "data", bad=1), RATE)
+
+    def model():
+        keras.utils.set_random_seed(0)
+        return keras.Sequential([keras.Input((2400,)), ksm.HiddenMixup(),
+                                 keras.layers.Dense(3, activation="softmax")])
+
+    read = list(files.read())
+    assert len(read) == 18  # 0.3 s clips: no random crop at 2400 samples
+    targets = keras.utils.to_categorical([int(y) for _, y in read], 3)
+    net = model()
+    expected = np.mean(keras.losses.categorical_crossentropy(
+        targets, net.predict(np.stack([w for w, _ in read]), verbose=0)))
+    trainer, data = experiment.training_batches(model(), files, 2400, 5, 0, mixing)
+    trainer.compile(keras.optimizers.SGD(0.0), "categorical_crossentropy")
+    history = trainer.fit(data, epochs=2, verbose=0).history
+    np.testing.assert_allclose(history["loss"], [expected] * 2, rtol=1e-5)
+
+
 # 2. The saved model loads as a plain Keras model -----------------------------
 
 
