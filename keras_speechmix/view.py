@@ -329,8 +329,10 @@ class SpeechMix(keras.Model):
         stats = {"points": ops.convert_to_numpy(self.point_counts).tolist(),
                  "ratios": ops.convert_to_numpy(self.ratio_counts).tolist()}
         if reset:
-            self.point_counts.assign(ops.zeros_like(self.point_counts))
-            self.ratio_counts.assign(ops.zeros_like(self.ratio_counts))
+            # zeros(shape), not zeros_like(variable): JAX 0.10 takes no Keras
+            # Variable there.
+            for counts in (self.point_counts, self.ratio_counts):
+                counts.assign(ops.zeros(counts.shape, counts.dtype))
         return stats
 
     def get_config(self):
