@@ -773,11 +773,10 @@ def run_evaluate(args):
     if list(files.class_names) != names[:len(files.class_names)]:
         print(f"Classes matched to the model's by name ({args.data} lists them in "
               "another order or has fewer)")
+    _report_load(files.report if args.stream else clips.report, None)
     if args.stream:
-        _report_skipped(f"Skipped {_plural(len(skipped), 'file')}:", sorted(skipped.items()),
-                        None)
-    else:
-        _report_load(clips.report, None)
+        _report_skipped(f"Skipped {_plural(len(clips.skips.skipped), 'unreadable file')}:",
+                        sorted(clips.skips.skipped.items()), None)
     print(f"{_percent(result['accuracy'])} on {_plural(result['num_clips'], 'clip')}")
     width = max(len(n) for n in names)
     print("Confusion (rows: true class, columns: predicted, in this order):")

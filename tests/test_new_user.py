@@ -229,6 +229,8 @@ def test_evaluate_lists_unreadable_files(trained, capsys):
     skipped = json.loads(printed.splitlines()[-1])["skipped_files"]
     assert list(skipped) == [str(data / "low" / "bad0.wav")]
     assert not skipped[str(data / "low" / "bad0.wav")].startswith(str(data))
+    code, printed, _ = run(capsys, "evaluate", out / "model.keras", "--data", data, "--stream")
+    assert code == 0 and "Skipped 1 unreadable file:" in printed and "bad0.wav" in printed
 
 
 # 6. Every number is checked by the parser ------------------------------------
