@@ -5,7 +5,9 @@ import json
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 
+from keras_speechmix import datasets
 from keras_speechmix.cli import main
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -17,15 +19,25 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
-def test_demo_compares_over_seeds_and_writes_pictures(tmp_path, cache, capsys):
+def test_demo_compares_over_seeds_and_writes_pictures(tmp_path, capsys):
+    """The main job on the built-in real digits: 4 speakers train, theo
+    validates, yweweler (never trained on) is the test."""
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--epochs", "1", "--speakers", "4",
-                 "--takes", "1", "--seeds", "2", "--quiet"]) == 0
+    assert main(["demo", "--out", str(out), "--epochs", "1", "--takes", "1",
+                 "--seeds", "2", "--quiet"]) == 0
     results = json.loads((out / "results.json").read_text())
     assert [(run["mix"], run["seed"]) for run in results["runs"]] == [
         ("none", 0), ("speechmix", 0), ("none", 1), ("speechmix", 1)]
-    assert results["num_test"] == 10  # one of four speakers held out, 10 digits
-    assert all(0.0 <= run["test_accuracy"] <= 1.0 for run in results["runs"])
+    split = results["split"]
+    assert split["train"] == ["george", "jackson", "lucas", "nicolas"]
+    assert split["validation"] == ["theo"] and split["test"] == ["yweweler"]
+    # One take of each digit per training speaker; every built-in take of
+    # the validation and test speakers.
+    assert (results["num_train"], results["num_validation"], results["num_test"]) == (
+        40, 80, 80)
+    assert results["sample_rate"] == 8000 and results["recipe"]["model"]
+    assert all(0.0 <= run["test_accuracy"] <= 1.0 and run["sample_rate"] == 8000
+               for run in results["runs"])
     table = results["comparison"]
     assert len(table["none"]["errors"]) == len(table["speechmix"]["errors"]) == 2
     assert table["speechmix"]["verdict"] in (
@@ -33,9 +45,44 @@ def test_demo_compares_over_seeds_and_writes_pictures(tmp_path, cache, capsys):
     printed = capsys.readouterr().out
     assert "mean ± s.e. over 2 seed(s)" in printed
     assert "speechmix: " in printed and "combined s.e." in printed
+    assert "test speaker(s) ['yweweler'] (never trained on)" in printed
     for name in ("curves.png", "confusion.png", "mixing.png"):
         data = (out / name).read_bytes()
         assert data.startswith(PNG) and len(data) > 5000, name
+
+
+def test_demo_epochs_follow_the_default_recipe(monkeypatch):
+    """The built-in demo trains a fixed share of the recipe's epochs, so a
+    change of the default recipe reaches it; --data gets the recipe's own."""
+    from keras_speechmix import cli, experiment
+
+    monkeypatch.setitem(experiment.RECIPE, "epochs", 40)
+    monkeypatch.setitem(experiment.RECIPE, "mix_epochs", 120)
+    share = cli.DEMO["epoch_share"]
+    assert cli._demo_epochs("none", None) == round(40 * share)
+    assert cli._demo_epochs("speechmix", None) == round(120 * share)
+    assert cli._demo_epochs("speechmix", "fsdd:x") == 120
+
+
+def test_demo_takes_a_dataset_with_speakers(tmp_path, capsys):
+    """--data: the same rule on a user's set; --takes limits the training
+    speakers' clips of each class."""
+    folder = tmp_path / "digits"
+    clips = datasets.builtin_digits()
+    for path, wave, label in zip(clips.paths, clips.waveforms, clips.labels):
+        if int(path.rsplit("_", 1)[1][:-4]) < 2:
+            target = folder / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(target, wave, clips.sample_rate, subtype="PCM_16")
+    out = tmp_path / "demo"
+    assert main(["demo", "--data", f"fsdd:{folder}", "--out", str(out), "--epochs", "1",
+                 "--takes", "1", "--seeds", "1", "--mixes", "speechmix", "--quiet"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["split"]["test"] == ["yweweler"]
+    assert results["split"]["validation"] == ["theo"]
+    assert (results["num_train"], results["num_test"]) == (40, 20)
+    assert results["sample_rate"] == 16000  # --data is read at the network's rate
+    assert "test speaker(s) ['yweweler']" in capsys.readouterr().out
 
 
 def test_train_then_evaluate(tmp_path, cache, capsys):
