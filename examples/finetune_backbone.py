@@ -43,7 +43,6 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 import keras_speechmix as ksm
 from keras_speechmix import datasets

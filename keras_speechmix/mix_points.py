@@ -20,7 +20,8 @@ __all__ = ["add_mix_points"]
 # keras.applications (and most hand-written CNNs) name a block's layers with a
 # shared prefix: "block2b_add" (EfficientNet), "conv3_block4_out" (ResNet,
 # DenseNet), "expanded_conv_3_project_bn" (MobileNetV3), "block_5_add"
-# (MobileNetV2), "..._stage_1_block_2_..." (ConvNeXt, RegNet).
+# (MobileNetV2), "block4_pool" (VGG, Xception). (ConvNeXt's blocks end in
+# unnamed `add` operations, so there the resolution rule places the points.)
 _BLOCK_PREFIX = re.compile(
     r"^(.*?(?:block_?\d+[a-z]?|expanded_conv(?:_\d+)?))(?=[_/]|$)", re.IGNORECASE)
 _AUTO = ("auto", "blocks")
@@ -382,7 +383,7 @@ def add_mix_points(model, after="auto", input=False, share_weights=True,
     `model` as it is.
 
     `after="auto"` finds the outputs of the model's stages from its
-    structure, as ManifoldMixupV2 does for PyTorch modules:
+    structure (as ManifoldMixupV2 does from PyTorch's module tree):
 
     1. The *trunk*: the layers every path from the inputs to the outputs
        passes through (inside nested models too). A residual block's inner
@@ -391,8 +392,8 @@ def add_mix_points(model, after="auto", input=False, share_weights=True,
     2. *Blocks*: trunk layers grouped by the block prefix of their names,
        as `keras.applications` names them (`block2b_...` EfficientNet,
        `conv3_block4_...` ResNet and DenseNet, `block_5_...` MobileNetV2,
-       `expanded_conv_3_...` MobileNetV3, `..._stage_1_block_2_...`
-       ConvNeXt); each block's output is its last trunk layer. Where no
+       `expanded_conv_3_...` MobileNetV3, `block4_...` VGG); each
+       block's output is its last trunk layer. Where no
        names carry blocks, trunk layers that hold weighted layers of their
        own (a KerasHub transformer layer, a custom residual-block layer)
        are the blocks.
@@ -402,9 +403,10 @@ def add_mix_points(model, after="auto", input=False, share_weights=True,
        every block.
     4. A model with no blocks at all (a plain CNN with its own layer names):
        at each drop of resolution along the trunk, the point after a
-       pooling layer or before a strided convolution, and the last map
-       before the network pools or flattens it; nothing before the first
-       layer with weights.
+       pooling layer or before a strided convolution (for ConvNeXt: after
+       the norm that opens each downsampling), and the last map before the
+       network pools or flattens it; nothing before the first layer with
+       weights.
 
     The model's output layer is never chosen. `mix_layers(result)` lists the
     points (named `mix_after_<layer>`, `mix_input`) in network order.

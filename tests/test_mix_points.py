@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 import keras_speechmix as ksm
-from keras_speechmix import HiddenMixup, SpeechMix, add_mix_points, mix_layers
+from keras_speechmix import SpeechMix, add_mix_points, mix_layers
 
 ROOT = Path(__file__).resolve().parents[1]
 
