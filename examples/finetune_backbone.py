@@ -15,8 +15,9 @@ model, which is evaluated and saved as it was.
 
 Data (`--data`): `esc10` reads ESC-10 folds 1-3 from ../shared/data (train on
 folds 1-2, test on fold 3; silence trimmed, 1 s crops at 16 kHz); `digits`
-the package's built-in spoken digits; `tones` a synthetic set that needs
-nothing; `auto` (default) ESC-10 when it is there, else the digits.
+the package's built-in FSDD spoken digits (5 speakers train, yweweler is
+the test); `tones` a synthetic set; `auto` (default) ESC-10 when it is
+there, else the digits.
 
 `--backbone whisper` takes an audio encoder from KerasHub instead: the
 encoder half of `keras_hub.models.WhisperBackbone` (whisper-tiny's shape,
@@ -70,24 +71,15 @@ def tone_clips(per_class=12, classes=5, seconds=1.5, seed=0):
     return datasets.stratified_split(clips, 0.25, seed=seed)
 
 
-def digit_clips():
-    """The package's built-in spoken digits, 25 % of each class held out."""
-    builtin = getattr(datasets, "builtin_digits", None)
-    if builtin is not None:  # the FSDD subset shipped with the package
-        clips = builtin()
-    else:  # synthesised with eSpeak NG, offline
-        from keras_speechmix import synth
+def digit_clips(test_speaker="yweweler"):
+    """The package's built-in FSDD digits at 16 kHz; one speaker held out."""
+    from keras_speechmix import audio
 
-        clips = synth.load_default_digits(num_speakers=6, takes_per_speaker=2,
-                                          sample_rate=SAMPLE_RATE)
-    if clips.sample_rate != SAMPLE_RATE:
-        from keras_speechmix import audio
-
-        clips = datasets.ClipSet(
-            [np.asarray(audio.resample(w, clips.sample_rate, SAMPLE_RATE))
-             for w in clips.waveforms],
-            clips.labels, clips.class_names, SAMPLE_RATE)
-    return datasets.stratified_split(clips, 0.25, seed=0)
+    clips = datasets.builtin_digits()
+    clips = datasets.ClipSet(
+        [np.asarray(audio.resample(w, clips.sample_rate, SAMPLE_RATE)) for w in clips.waveforms],
+        clips.labels, clips.class_names, SAMPLE_RATE, groups=clips.groups)
+    return datasets.split_by_group(clips, [test_speaker])
 
 
 def esc10_clips(root):
