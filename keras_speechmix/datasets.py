@@ -391,7 +391,7 @@ def _check_on_error(on_error):
 
 
 def _decode_all(paths, on_error, report):
-    """Decodes `paths` (mono, native rate) in threads; TF kernels drop the GIL.
+    """Decodes `paths` (mono, native rate) in threads (soundfile drops the GIL).
 
     Returns a list aligned with `paths` holding `(waveform, rate)` or None for
     skipped files (recorded in `report`).
