@@ -449,8 +449,11 @@ def train_clips(train, test=None, mix="speechmix", epochs=None, seed=0,
         accuracy, predicted, labels = _accuracy(net, test, length, crops)
         confusion = np.zeros((num_classes, num_classes), int)
         np.add.at(confusion, (labels, predicted), 1)
+        # Per-clip predictions, in the test set's order: paired comparisons
+        # (McNemar) between methods need them, not just the accuracy.
         result.update(test_accuracy=accuracy, test_error=1.0 - accuracy,
-                      num_test=len(labels), confusion=confusion.tolist())
+                      num_test=len(labels), confusion=confusion.tolist(),
+                      test_predicted=np.asarray(predicted).tolist())
     if _streamed(train):
         result["skipped_reads"] = train.skips.failed_reads
         result["reads"] = train.skips.reads
