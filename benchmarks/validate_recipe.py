@@ -9,7 +9,8 @@ package's own `experiment.train_clips` and scores the validation clips
 once, at the last epoch (10 crops). Every variant sees the same clips,
 crops' seeds and weights' seed, so variants are compared clip by clip:
 McNemar's exact test on the pooled validation clips of all seeds, against
-the plain-training variant and against the current `speechmix` method.
+the plain-training variant and against the `speechmix` method before
+issue 18 (`previous_speechmix`).
 
 A variant is a method of `experiment.METHODS` with overrides: its mixing
 points, `partner_batches` arguments, the hidden-point gain source
@@ -22,7 +23,6 @@ Writes one JSON line per run (with per-clip correctness) and `--resume`s.
 
 import argparse
 import contextlib
-import functools
 import json
 import sys
 import time
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_speechmix import datasets, experiment, models  # noqa: E402
+from keras_speechmix import datasets, experiment  # noqa: E402
 
 # name -> (base method, overrides). "waveform" is the input waveform (BC's
 # rule), "input" the log-mel features, "blockN" after each conv block.
@@ -41,14 +41,19 @@ AUTHORS = dict(mixing=dict(ratio="bc", partners="different_class"),
                points=("waveform", "block1", "block2", "block3"))
 VARIANTS = {
     "none": ("none", {}),
-    "speechmix": ("speechmix", {}),
+    # The `speechmix` method before issue 18 (NOTES turn 4): the log-mel input
+    # and every block, mixed linearly.
+    "previous_speechmix": ("speechmix", dict(points=("input", "block1", "block2", "block3"),
+                                             hidden_gain="plan")),
     "bc": ("bc", {}),
     # The authors' form: waveform among the points, the sound rule with the
     # input clips' gains at hidden points ...
     "authors_plan_gain": ("speechmix", AUTHORS),
     # ... or with gains measured from the activations, as their code does.
     "authors_act_gain": ("speechmix", dict(AUTHORS, hidden_gain="activation")),
-    # InterMix's best point set: hidden points only.
+    # The authors' canonical point set (and InterMix's best): hidden points
+    # only. The `speechmix` method's default since issue 18 (the same mixing,
+    # with the sound rule set on the layers instead of gains in the plan).
     "authors_hidden_only": ("speechmix", dict(AUTHORS, points=("block1", "block2", "block3"),
                                               hidden_gain="activation")),
     "authors_with_dropout": ("speechmix", dict(AUTHORS, hidden_gain="activation",
@@ -63,14 +68,13 @@ def variant(name):
     saved_methods, saved_mixes = dict(experiment.METHODS), experiment.MIXES
     network = experiment.NETWORKS[experiment.RECIPE["model"]]
     saved_points, saved_recipe = dict(network["points"]), dict(experiment.RECIPE)
-    saved_builder = models.logmel_cnn
+    saved_gains = dict(experiment.HIDDEN_GAINS)
     try:
         experiment.METHODS[name] = over.get("mixing", experiment.METHODS[base])
         experiment.MIXES = tuple(experiment.METHODS)
         network["points"][name] = over.get("points", saved_points.get(base, ()))
-        if "hidden_gain" in over:
-            models.logmel_cnn = functools.partial(saved_builder,
-                                                  hidden_gain=over["hidden_gain"])
+        experiment.HIDDEN_GAINS[name] = over.get("hidden_gain",
+                                                 saved_gains.get(base, "plan"))
         if "dropout" in over:
             experiment.RECIPE["mix_dropout"] = over["dropout"]
         yield name if base != "none" else "none"
@@ -82,7 +86,8 @@ def variant(name):
         network["points"].update(saved_points)
         experiment.RECIPE.clear()
         experiment.RECIPE.update(saved_recipe)
-        models.logmel_cnn = saved_builder
+        experiment.HIDDEN_GAINS.clear()
+        experiment.HIDDEN_GAINS.update(saved_gains)
 
 
 def split_for(clips, seed, fraction):
@@ -115,7 +120,8 @@ def summary(runs, names, seeds):
     lines = [f"seeds with every variant: {complete}"]
     pooled = {n: np.concatenate([by[(n, s)]["correct"] for s in complete]).astype(bool)
               for n in names} if complete else {}
-    header = f"{'variant':22s} {'error %':>8s} {'per seed':>30s}  vs none / vs speechmix"
+    header = (f"{'variant':22s} {'error %':>8s} {'per seed':>30s}  McNemar vs none / "
+              "vs previous_speechmix (clips only this variant gets right : only the other)")
     lines.append(header)
     for n in names:
         if not complete:
@@ -123,7 +129,7 @@ def summary(runs, names, seeds):
         err = 1 - pooled[n].mean()
         per = " ".join(f"{100 * by[(n, s)]['validation_error']:.1f}" for s in complete)
         cells = []
-        for ref in ("none", "speechmix"):
+        for ref in ("none", "previous_speechmix"):
             if ref in pooled and ref != n:
                 test = common.mcnemar(pooled[n], pooled[ref])
                 cells.append(f"{test['a_only']}:{test['b_only']} p={test['p']:.2f}")

@@ -160,7 +160,7 @@ def _parser():
                             "fold column. Without folds: FSDD's official split (takes "
                             "0-4 test) for fsdd:DIR, else a stratified 80/20 split "
                             "drawn with --seed")
-    train.add_argument("--validation", type=_fraction, default=0.1,
+    train.add_argument("--validation", type=_fraction, default=RECIPE["validation"],
                        help="share of the training clips held out for the validation "
                             "curves (0: none; default %(default)s)")
     train.add_argument("--sample-rate", type=_whole(1), default=None, metavar="HZ",
@@ -177,9 +177,12 @@ def _parser():
     train.add_argument("--mix-off", type=_fraction, default=None,
                        help="share of the last epochs trained without mixing (default "
                             f"{RECIPE['mix_off']:g})")
-    train.add_argument("--trim-silence", action="store_true",
+    train.add_argument("--trim-silence", action=argparse.BooleanOptionalAction,
+                       default=RECIPE["trim_silence"],
                        help="cut leading/trailing digital silence from every clip "
-                            "(as BC learning / SpeechMix prepare ESC-10/50)")
+                            "(as BC learning / SpeechMix prepare ESC-10/50), so that "
+                            "random crops rarely fall on padding (default: "
+                            f"{'on' if RECIPE['trim_silence'] else 'off'})")
     train.add_argument("--stream", action="store_true",
                        help="read the files from disk as training goes instead of "
                             "decoding them all into memory first (for large sets)")
@@ -223,8 +226,10 @@ def _parser():
     evaluate.add_argument("--sample-rate", type=_whole(1), default=None, metavar="HZ",
                           help="only for models saved without their rate: the rate "
                                "they take (default: the rate saved in the model)")
-    evaluate.add_argument("--trim-silence", action="store_true",
-                          help="cut leading/trailing digital silence (as in training)")
+    evaluate.add_argument("--trim-silence", action=argparse.BooleanOptionalAction,
+                          default=None,
+                          help="cut leading/trailing digital silence (default: as the "
+                               "model was trained, from its saved metadata)")
     evaluate.add_argument("--stream", action="store_true",
                           help="read the files as scoring goes (for large sets)")
     evaluate.add_argument("--json", action="store_true", help="print JSON only")
@@ -291,7 +296,9 @@ def _held_out_speakers(clips, seed=0):
 
     speakers = sorted(set(clips.groups))
     rng = np.random.RandomState(seed)
-    test = sorted(rng.choice(speakers, max(1, len(speakers) // 4), replace=False))
+    # Plain str: NumPy 2 prints its own string scalars as np.str_('name').
+    test = sorted(str(name) for name in
+                  rng.choice(speakers, max(1, len(speakers) // 4), replace=False))
     return datasets.split_by_group(clips, test), test
 
 
@@ -625,9 +632,7 @@ def run_train(args):
         clips = _load(args.data, rate, args.trim_silence, out)
     (train, test), split = _split(clips, args.data, args.train_folds, args.test_folds,
                                   args.seed)
-    validation = None
-    if args.validation:
-        train, validation = datasets.validation_split(train, args.validation, args.seed)
+    train, validation = experiment.hold_out_validation(train, args.validation, args.seed)
     workers = multiworker.worker_count()
     if workers > 1:
         print(f"Training on {workers} workers (TF_CONFIG, MultiWorkerMirroredStrategy); "
@@ -783,7 +788,8 @@ def run_evaluate(args):
         clips = files
     else:
         clips = datasets.load(args.data, sample_rate=rate)
-    if args.trim_silence:
+    trim = info.get("trim_silence", False) if args.trim_silence is None else args.trim_silence
+    if trim:
         clips = clips.trim_silence()
     if args.folds:
         _, clips = datasets.split_by_fold(clips, args.folds)

@@ -11,10 +11,12 @@ seed (`METHODS`):
 - `"manifold"`: Manifold Mixup (Verma et al., 2019): one point per batch
   among all points (input, every block, the head), one lambda ~ Beta(2, 2)
   per batch, partners a shuffle of the batch.
-- `"speechmix"`: SpeechMix (Jindal et al., 2020): one point per batch drawn
-  from the input features and every conv block (never after the last conv
-  stage), r ~ U(0, 1) per clip, partners of another class, as in the
-  authors' code.
+- `"speechmix"`: SpeechMix (Jindal et al., 2020) as the authors' code runs
+  it: one point per batch drawn from the outputs of the conv blocks (their
+  canonical run and InterMix's best set leave the input out; never after
+  the last conv stage), r ~ U(0, 1) per clip, partners of another class,
+  and the loudness-aware "sound" rule with each clip's gain measured from
+  the activation itself (`HiddenMixup(gain="activation")`, `HIDDEN_GAINS`).
 
 The reference networks (`NETWORKS`) and the default recipe (`RECIPE`) were
 chosen on validation splits cut from ESC-10's training folds, never on a
@@ -28,14 +30,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_speechmix import models, multiworker, saved
+from keras_speechmix import datasets, models, multiworker, saved
 from keras_speechmix.callbacks import MixOff
 from keras_speechmix.epochs import EpochClock
 from keras_speechmix.pipeline import partner_batches
 from keras_speechmix.view import SpeechMix
 
-__all__ = ["METHODS", "MIXES", "NETWORKS", "RECIPE", "build_model",
-           "batches", "default_length", "predict_clips", "train_clips", "training_batches"]
+__all__ = ["HIDDEN_GAINS", "METHODS", "MIXES", "NETWORKS", "RECIPE", "build_model",
+           "batches", "default_length", "hold_out_validation", "predict_clips", "train_clips", "training_batches"]
 
 # Each method's partner_batches arguments; alpha = 1.0 (r ~ U(0, 1)) unless
 # given. Which mixing points each method uses depends on the network.
@@ -51,16 +53,25 @@ MIXES = tuple(METHODS)
 _LOGMEL_POINTS = {
     "input": ("input",),
     "bc": ("waveform",),
-    "speechmix": ("input", "block1", "block2", "block3"),
+    "speechmix": ("block1", "block2", "block3"),
     "manifold": ("input", "block1", "block2", "block3", "pooled"),
 }
 
 
-# Builders: (num_classes, sample_rate, input_length, mix_points, dropout) ->
-# model; `dropout=False` turns the network's dropout off (see RECIPE).
+# Where the "sound" rule at a method's hidden points takes its gains
+# (`HiddenMixup(gain=...)`); methods not named here mix hidden points
+# linearly. Chosen on ESC-10 validation splits (benchmarks/NOTES.md, issue
+# 18): the authors' form (activation gains, hidden points) against the
+# earlier linear log-mel form, no resolved difference either way.
+HIDDEN_GAINS = {"speechmix": "activation"}
+
+# Builders: (num_classes, sample_rate, input_length, mix_points, dropout,
+# hidden_gain) -> model; `dropout=False` turns the network's dropout off
+# (see RECIPE).
 
 
-def _logmel_fc(num_classes, sample_rate, input_length, mix_points, dropout=True):
+def _logmel_fc(num_classes, sample_rate, input_length, mix_points, dropout=True,
+               hidden_gain="plan"):
     # Piczak's 60 bands and 23.2 ms hop (512 samples at 22,050 Hz): 2.5 times
     # fewer feature cells than 64 bands every 10 ms, for the same validation
     # error on ESC-10 (benchmarks/NOTES.md), so 2.5 times the epochs per hour.
@@ -70,24 +81,28 @@ def _logmel_fc(num_classes, sample_rate, input_length, mix_points, dropout=True)
                              pooling="flatten", dense_units=(1024, 1024),
                              dropout=0.3 if dropout else 0.0,
                              dense_dropout=0.5 if dropout else 0.0,
-                             name="logmel_fc")
+                             hidden_gain=hidden_gain, name="logmel_fc")
 
 
-def _logmel(num_classes, sample_rate, input_length, mix_points, dropout=True):
+def _logmel(num_classes, sample_rate, input_length, mix_points, dropout=True,
+            hidden_gain="plan"):
     return models.logmel_cnn(num_classes, sample_rate=sample_rate,
                              input_length=input_length, mix_points=mix_points,
-                             dropout=0.3 if dropout else 0.0)
+                             dropout=0.3 if dropout else 0.0, hidden_gain=hidden_gain)
 
 
-def _piczak(num_classes, sample_rate, input_length, mix_points, dropout=True):
+def _piczak(num_classes, sample_rate, input_length, mix_points, dropout=True,
+            hidden_gain="plan"):
     return models.piczak_cnn(num_classes, sample_rate=sample_rate,
                              input_length=input_length, mix_points=mix_points,
-                             dropout=0.5 if dropout else 0.0)
+                             dropout=0.5 if dropout else 0.0, hidden_gain=hidden_gain)
 
 
-def _envnet(num_classes, sample_rate, input_length, mix_points, dropout=True):
+def _envnet(num_classes, sample_rate, input_length, mix_points, dropout=True,
+            hidden_gain="plan"):
     return models.envnet_v2(num_classes, input_length=input_length,
-                            mix_points=mix_points, dropout=0.5 if dropout else 0.0)
+                            mix_points=mix_points, dropout=0.5 if dropout else 0.0,
+                            hidden_gain=hidden_gain)
 
 
 def _adam(learning_rate, steps):
@@ -114,11 +129,11 @@ NETWORKS = {
                    seconds=1.0, optimizer=_adam, learning_rate=2e-3),
     "piczak": dict(build=_piczak, sample_rate=22050, seconds=20480 / 22050,
                    points={"input": ("input",), "bc": ("waveform",),
-                           "speechmix": ("input", "block1", "block2"),
+                           "speechmix": ("block1", "block2"),
                            "manifold": ("input", "block1", "block2", "fc1", "fc2")},
                    optimizer=_adam, learning_rate=1e-3),
     "envnet": dict(build=_envnet, sample_rate=44100, seconds=66650 / 44100,
-                   points={"input": (0,), "bc": (0,), "speechmix": (0, 1, 2, 3, 4),
+                   points={"input": (0,), "bc": (0,), "speechmix": (1, 2, 3, 4),
                            "manifold": (0, 1, 2, 3, 4)},
                    optimizer=_sgd, learning_rate=0.01),
 }
@@ -128,9 +143,14 @@ NETWORKS = {
 # training; epochs when mixing (the authors double them); whether mixing
 # keeps the network's dropout (it does not: mixing is the regulariser, and
 # with dropout on top SpeechMix under-fitted); the share of the last mixing
-# epochs trained clean ("mix off"); batch size.
+# epochs trained clean ("mix off"); batch size; whether every clip's
+# leading and trailing digital silence is cut before cropping (as BC
+# learning and the SpeechMix authors prepare ESC); the share of the
+# training clips held out (whole speakers or recordings) for the curves.
+# `speechmix train` with no flags runs exactly this, and so does
+# benchmarks/accuracy.py (one path: `hold_out_validation`, `train_clips`).
 RECIPE = dict(model="logmel_fc", epochs=100, mix_epochs=200, mix_dropout=False,
-              mix_off=0.0, batch_size=32)
+              mix_off=0.0, batch_size=32, trim_silence=True, validation=0.1)
 
 
 def _network(name):
@@ -150,8 +170,8 @@ def _points(network, mix):
 def build_model(mix, num_classes, sample_rate, input_length, model=None):
     """The reference network `model` as the recipe trains it with method `mix`.
 
-    Its mixing points are the method's; with a mixing method, its dropout is
-    off unless `RECIPE["mix_dropout"]`.
+    Its mixing points and hidden gains are the method's (`HIDDEN_GAINS`);
+    with a mixing method, its dropout is off unless `RECIPE["mix_dropout"]`.
 
     Example:
 
@@ -161,7 +181,31 @@ def build_model(mix, num_classes, sample_rate, input_length, model=None):
     network = _network(model or RECIPE["model"])
     dropout = mix == "none" or RECIPE["mix_dropout"]
     return network["build"](num_classes, sample_rate, input_length,
-                            _points(network, mix), dropout=dropout)
+                            _points(network, mix), dropout=dropout,
+                            hidden_gain=HIDDEN_GAINS.get(mix, "plan"))
+
+
+def hold_out_validation(train, fraction=None, seed=0):
+    """The recipe's validation hold-out: `(train, validation)`.
+
+    `fraction` (default `RECIPE["validation"]`) of the training clips, as
+    whole groups (speakers, source recordings) when they have groups
+    (`datasets.validation_split`); `validation` is `None` for 0. The
+    command line and the accuracy benchmark both hold out through here, so
+    they train on the same clips.
+
+    Example:
+
+    >>> from keras_speechmix.datasets import ClipSet
+    >>> clips = ClipSet([np.zeros(10, "float32")] * 20, [0, 1] * 10, ["a", "b"], 8000)
+    >>> train, validation = hold_out_validation(clips, 0.2)
+    >>> len(train), len(validation), hold_out_validation(clips, 0)[1] is None
+    (16, 4, True)
+    """
+    fraction = RECIPE["validation"] if fraction is None else fraction
+    if not fraction:
+        return train, None
+    return datasets.validation_split(train, fraction, seed)
 
 
 def predict_clips(model, clips, length, crops=10, batch_size=64):

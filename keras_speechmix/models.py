@@ -502,7 +502,10 @@ def _mixer(points, waveform_point="waveform", hidden_gain="plan"):
             return h
         if point == waveform_point:
             return HiddenMixup(rule="sound", name=f"mix_{point}")(h)
-        return HiddenMixup(gain=hidden_gain, name=f"mix_{point}")(h)
+        # Gains measured from the activation need none in the plan: the
+        # sound rule then applies whatever the plan carries.
+        rule = "sound" if hidden_gain == "activation" else "auto"
+        return HiddenMixup(rule=rule, gain=hidden_gain, name=f"mix_{point}")(h)
 
     return mix
 

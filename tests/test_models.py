@@ -238,8 +238,8 @@ def test_hidden_gain_source_reaches_every_hidden_point():
     mixers = {l.name: (l.rule, l.gain) for l in model.layers if isinstance(l, HiddenMixup)}
     # The waveform keeps BC's rule with the clips' own gains (from the plan).
     assert mixers == {"mix_waveform": ("sound", "plan"),
-                      "mix_block1": ("auto", "activation"),
-                      "mix_block2": ("auto", "activation")}
+                      "mix_block1": ("sound", "activation"),
+                      "mix_block2": ("sound", "activation")}
     envnet = envnet_v2(3, input_length=24000, mix_points=(0, 2), hidden_gain="activation")
     assert [l.gain for l in envnet.layers if isinstance(l, HiddenMixup)] == ["plan", "activation"]
     with pytest.raises(ValueError, match="hidden_gain"):
