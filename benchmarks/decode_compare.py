@@ -16,7 +16,6 @@ import argparse
 import csv
 import importlib.util
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 

@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from step_time import make_plan  # noqa: E402
+from step_time import interleaved_times, make_plan  # noqa: E402
 
 import keras_speechmix as ksm  # noqa: E402
 
@@ -110,18 +110,9 @@ def step_costs(backbone, cfg, num_classes=10):
     for label, plan in plans.items():
         variants[label] = (lambda p: (lambda: view.train_on_batch((x, p), y)))(plan)
     names = list(variants)
-    for _ in range(cfg["warmup"]):  # traces each train function
-        for name in names:
-            variants[name]()
-    times = {name: [] for name in names}
     load_before = os.getloadavg()
     started = time.perf_counter()
-    for r in range(cfg["rounds"]):
-        order = names[r % len(names):] + names[:r % len(names)]
-        for name in order:
-            t0 = time.perf_counter()
-            variants[name]()  # returns Python floats: the step has finished
-            times[name].append(time.perf_counter() - t0)
+    times = interleaved_times(variants, cfg["warmup"], cfg["rounds"])
     plain = np.asarray(times["original"])
     result = {"backbone": backbone, "batch_size": batch, "input_length": length,
               "mix_points": points, "params": int(model.count_params()),

@@ -35,6 +35,28 @@ LOGMEL_POINTS = ("input", "block1", "block2", "block3", "pooled")
 ENVNET_POINTS = (0, 1, 2, 3, 4)
 
 
+def interleaved_times(variants, warmup, rounds):
+    """Seconds per call of each `variants[name]()`, calls interleaved.
+
+    Each function is called `warmup` times first (tracing), then once per
+    round in an order rotated each round, so that a slow spell of a shared
+    machine falls on every variant alike. Each function must return only
+    when its step has finished (e.g. `train_on_batch`, which returns Python
+    floats).
+    """
+    names = list(variants)
+    for _ in range(warmup):
+        for name in names:
+            variants[name]()
+    times = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            t0 = time.perf_counter()
+            variants[name]()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
 def make_plan(batch, num_points, point, seed=0):
     """A plan with `point` active (None: no active point), fixed partners."""
     rng = np.random.default_rng(seed)
@@ -76,17 +98,8 @@ def step_times(net, cfg, num_classes=10, jit=False, device_inputs=False):
     for label, plan in plans.items():
         variants[label] = (lambda p: (lambda: view.train_on_batch((x, p), y)))(plan)
     names = list(variants)
-    for _ in range(cfg["warmup"]):  # traces the two train functions
-        for name in names:
-            variants[name]()
-    times = {name: [] for name in names}
     started = time.perf_counter()
-    for r in range(cfg["rounds"]):
-        order = names[r % len(names):] + names[:r % len(names)]
-        for name in order:
-            t0 = time.perf_counter()
-            variants[name]()  # returns Python floats: the step has finished
-            times[name].append(time.perf_counter() - t0)
+    times = interleaved_times(variants, cfg["warmup"], cfg["rounds"])
     plain = np.median(times["plain"])
     result = {"net": net, "batch_size": batch, "input_length": length,
               "mix_points": [str(p) for p in points], "rounds": cfg["rounds"],

@@ -594,7 +594,7 @@ def _percent(accuracy):
 
 def run_train(args):
     """`speechmix train`: one method on one dataset; saves model, metrics, pictures."""
-    from keras_speechmix import datasets, experiment, multiworker, plots, saved, streaming
+    from keras_speechmix import experiment, multiworker, plots, saved, streaming
 
     rate = args.sample_rate or experiment.NETWORKS[args.model]["sample_rate"]
     out = Path(args.out)
