@@ -873,8 +873,8 @@ def main(argv=None):
     if argv[:1] == ["train"]:
         from keras_speechmix import multiworker
 
-        # Before anything else touches TensorFlow (the parser's imports load
-        # tensorflow-io, which runs an op): collectives are set up first or never.
+        # Before anything else runs a TensorFlow op: collectives are set up
+        # first or never.
         early = argparse.ArgumentParser(add_help=False)
         early.add_argument("--collective-timeout", type=float, default=120.0)
         multiworker.strategy_from_env(early.parse_known_args(argv[1:])[0].collective_timeout)

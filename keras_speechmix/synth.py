@@ -37,8 +37,9 @@ logger = logging.getLogger(__name__)
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 ESPEAK_RATE = 22050  # eSpeak NG's fixed output rate
-# Bump when the synthesis recipe changes, so cached sets are regenerated.
-RECIPE_VERSION = 1
+# Bump when the synthesis recipe changes, so cached sets are regenerated
+# (2: resampled by soxr instead of tensorflow-io).
+RECIPE_VERSION = 2
 MARKER = ".speechmix-synth.json"
 
 ACCENTS = (
