@@ -3,6 +3,7 @@
 import contextlib
 import contextvars
 import inspect
+import math
 import sys
 
 import keras
@@ -165,11 +166,19 @@ def activation_gain_db(inputs, sample_rate=_AUTHORS_RATE, min_db=-80.0):
     """
     from keras_speechmix.gain import _a_weighting_db, _fft_length
 
-    flat = ops.stop_gradient(ops.reshape(ops.cast(inputs, "float32"),
-                                         (ops.shape(inputs)[0], -1)))
     fft_length = _fft_length(sample_rate)
-    if flat.shape[1] is not None and flat.shape[1] < fft_length:
-        flat = ops.pad(flat, [[0, 0], [0, fft_length - flat.shape[1]]])
+    size = math.prod(inputs.shape[1:]) if None not in inputs.shape[1:] else None
+    # Flattened with the static size where there is one: `(batch, -1)` loses
+    # it whenever the batch size is not static (graph mode), and the padding
+    # of short activations below must not depend on that.
+    flat = ops.stop_gradient(ops.reshape(ops.cast(inputs, "float32"),
+                                         (-1, size) if size else (ops.shape(inputs)[0], -1)))
+    if size is None:
+        # Length unknown until run time: one frame of zeros keeps at least
+        # one whole frame (a close stand-in for `gain_db`'s padding).
+        flat = ops.pad(flat, [[0, 0], [0, fft_length]])
+    elif size < fft_length:
+        flat = ops.pad(flat, [[0, 0], [0, fft_length - size]])
     real, imag = ops.stft(flat, fft_length, fft_length // 2, fft_length,
                           window="hann", center=False)
     weight = 10.0 ** (_a_weighting_db(sample_rate, fft_length, min_db) / 10.0)

@@ -80,6 +80,18 @@ class HiddenMixupTest(testing.TestCase):
         from_plan = HiddenMixup(index=0)(x, plan=plan, training=True)
         self.assertGreater(float(np.max(np.abs(from_plan[0] - expected))), 1e-2)
 
+    @pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                        reason="an unknown batch size is a TensorFlow graph's")
+    def test_activation_gains_do_not_depend_on_a_static_batch_size(self):
+        # A short activation (fewer values than one gain frame) is padded the
+        # same whether the batch size is known (fit) or not (custom loops).
+        from keras_speechmix.layer import activation_gain_db
+
+        x = np.random.default_rng(1).standard_normal((4, 8, 10, 4)).astype("float32")
+        unknown_batch = tf.function(activation_gain_db, input_signature=[
+            tf.TensorSpec((None, 8, 10, 4), tf.float32)])
+        self.assertAllClose(unknown_batch(x), activation_gain_db(x), atol=1e-3)
+
     def test_ratio_one_is_identity_for_both_rules(self):
         x = np.random.randn(3, 4).astype("float32")
         plan = make_plan([1, 2, 0], [1.0] * 3, 0, gain=[0.0, -30.0, -60.0])
