@@ -720,10 +720,20 @@ def _mixing_panels(model, clips):
                      for w in (clips.waveforms[0], clips.waveforms[first])])
     outputs = probe.predict(pair.astype("float32"), verbose=0)
     outputs = outputs if isinstance(outputs, list) else [outputs]
-    titles = {"mix_input": "input log-mel", "mix_block1": "hidden (block 1, channel mean)"}
-    # Channel mean makes a (frames, features) image of any activation.
-    return [(titles[n], o[0].mean(axis=-1), o[1].mean(axis=-1))
-            for n, o in zip(names, outputs)]
+    titles = {"mix_input": "input log-mel", "mix_block1": "block 1 (channel mean)"}
+    # The mix as training makes it: the point's own layer (its rule and
+    # gains), clip A with clip B at r = 0.5.
+    plan = {"partner": np.array([1, 0], "int32"), "ratio": np.full(2, 0.5, "float32"),
+            "point": np.ones((2, 1), "int32")}
+    panels = []
+    for name, output in zip(names, outputs):
+        layer = model.get_layer(name)
+        point = type(layer).from_config({**layer.get_config(), "index": 0})
+        mixed = np.asarray(point(output, plan=plan, training=True))
+        # Channel mean makes a (frames, features) image of any activation.
+        panels.append((f"{titles[name]}, {point.rule} rule", output[0].mean(axis=-1),
+                       output[1].mean(axis=-1), mixed[0].mean(axis=-1)))
+    return panels
 
 
 def _model_rate(model):

@@ -151,9 +151,10 @@ def plot_mixing(panels, path, ratio=0.5):
     """Rows of (clip A, clip B, mix) images, one row per mixing point.
 
     Args:
-        panels: list of `(row_title, a, b)` with 2-D arrays `a`, `b`.
+        panels: list of `(row_title, a, b)` with 2-D arrays `a`, `b`, or
+            `(row_title, a, b, mixed)` with the mix as a layer made it.
         path: PNG path.
-        ratio: r used for the mix `r * a + (1 - r) * b`.
+        ratio: r of the mix; without `mixed`, it is `r * a + (1 - r) * b`.
 
     Example:
 
@@ -165,8 +166,8 @@ def plot_mixing(panels, path, ratio=0.5):
     """
     figure, axes = plt.subplots(len(panels), 3, figsize=(11, 3 * len(panels)),
                                 squeeze=False)
-    for row, (title, a, b) in enumerate(panels):
-        mixed = ratio * a + (1 - ratio) * b
+    for row, (title, a, b, *made) in enumerate(panels):
+        mixed = made[0] if made else ratio * a + (1 - ratio) * b
         for column, (name, image) in enumerate(
                 (("clip A", a), ("clip B", b), (f"mix, r={ratio}", mixed))):
             axis = axes[row, column]
