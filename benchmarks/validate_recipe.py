@@ -3,7 +3,7 @@
 How the default of `speechmix train` is chosen without touching a test
 fold. Each seed holds out one ESC-10 fold (seed s: fold s mod 3 + 1) and
 never looks at it; from the two training folds it cuts a validation part
-by source recording (`datasets.validation_split`, a quarter of the clips,
+by source recording (`experiment.hold_out_validation`, a quarter of the clips,
 whole recordings, seeded), trains every variant on the rest with the
 package's own `experiment.train_clips` and scores the validation clips
 once, at the last epoch (10 crops). Every variant sees the same clips,
@@ -94,7 +94,7 @@ def split_for(clips, seed, fraction):
     folds = sorted(set(clips.folds.tolist()))
     held = folds[seed % len(folds)]
     train, _ = datasets.split_by_fold(clips, held)
-    fit, validation = datasets.validation_split(train, fraction, seed=seed)
+    fit, validation = experiment.hold_out_validation(train, fraction, seed=seed)
     return held, fit, validation
 
 
