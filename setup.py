@@ -11,7 +11,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["keras_speechmix", "keras_speechmix.*"]),
     # The built-in spoken digits (FSDD subset) with their licence and credits.
-    package_data={"keras_speechmix": ["data/*.npz", "data/*.txt"]},
+    package_data={"keras_speechmix.audio": ["data/*.npz", "data/*.txt"]},
     # Lower bounds: the oldest versions tested. The whole suite passes with
     # constraints.txt (TensorFlow 2.21); it passed with TensorFlow 2.17.1 and
     # numpy 1.26.4 before the move, and the audio, dataset and streaming
@@ -27,7 +27,7 @@ setup(
         # use yourself); tensorflow-io 0.37 loads beside TensorFlow 2.17 only.
         "tfio": ["tensorflow-io>=0.37.1", "tensorflow>=2.17,<2.18"],
         "dev": ["pytest>=8", "hypothesis>=6", "jax[cpu]>=0.4.30", "scipy", "grain>=0.2.18",
-                # keras_speechmix.synth: eSpeak NG digits, tests' and benchmarks' data.
+                # keras_speechmix.audio.synth: eSpeak NG digits, tests' and benchmarks' data.
                 "espeakng-loader>=0.2"],
     },
     entry_points={"console_scripts": ["speechmix=keras_speechmix.cli:main"]},

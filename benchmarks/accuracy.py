@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_speechmix import experiment  # noqa: E402
+from keras_speechmix.training import experiment  # noqa: E402
 
 ALL = ("none", "input", "bc", "manifold", "speechmix")
 FSDD_SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")

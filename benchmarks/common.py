@@ -1,6 +1,6 @@
 """Shared pieces of the benchmarks: environment, data, splits, statistics.
 
-Training itself is the package's (`keras_speechmix.experiment.train_clips`),
+Training itself is the package's (`keras_speechmix.training.experiment.train_clips`),
 so the numbers are what `speechmix train` does.
 """
 
@@ -21,7 +21,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_speechmix import datasets  # noqa: E402
+from keras_speechmix.audio import datasets  # noqa: E402
 
 import warnings  # noqa: E402
 
@@ -114,7 +114,7 @@ def load_fsdd(root, sample_rate=8000):
 
 
 def load_synth(**kwargs):
-    from keras_speechmix import synth
+    from keras_speechmix.audio import synth
     return synth.load_default_digits(**kwargs)
 
 

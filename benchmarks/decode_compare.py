@@ -60,7 +60,7 @@ def main():
     parser.add_argument("--out", default=str(common.REPO / "results" / "decode_compare.json"))
     args = parser.parse_args()
     from keras_speechmix import audio as new
-    from keras_speechmix.features import LogMelSpectrogram
+    from keras_speechmix.audio.features import LogMelSpectrogram
 
     old = old_module()
     root = Path(args.data_root)

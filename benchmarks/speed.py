@@ -38,7 +38,8 @@ from step_time import (LOGMEL_POINTS, print_pydataset_rates,  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_speechmix import datasets, partner_batches  # noqa: E402
+from keras_speechmix import partner_batches  # noqa: E402
+from keras_speechmix.audio import datasets
 
 MODES = {
     # rounds: interleaved rounds of every variant; warmup: untimed calls each.

@@ -141,7 +141,8 @@ def _decode_ms(files, count):
 def _model_rate(length, num_classes, steps):
     import keras
 
-    from keras_speechmix import SpeechMix, experiment, partner_batches
+    from keras_speechmix import SpeechMix, partner_batches
+    from keras_speechmix.training import experiment
 
     net = experiment.build_model("speechmix", num_classes, 16000, length)
     view = SpeechMix(net)
@@ -163,7 +164,7 @@ def _model_rate(length, num_classes, steps):
 
 
 def throughput(args, work):
-    from keras_speechmix import streaming
+    from keras_speechmix.audio import streaming
 
     length = 16000
     model_rate, points = _model_rate(length, 10, args.steps)
@@ -302,7 +303,7 @@ def _quality(resample, rate_in=44100, rate_out=16000):
 def decode(args, work):
     import csv
 
-    from keras_speechmix import audio
+    from keras_speechmix.audio import decode as audio
 
     meta = Path(args.data_root) / "esc10" / "meta.csv"
     if not meta.exists():
@@ -365,7 +366,7 @@ def _one_worker(data, out, epochs, seed):
 
 
 def _two_workers(data, out, epochs, seed):
-    from keras_speechmix.multiworker import loopback_tf_configs
+    from keras_speechmix.training.multiworker import loopback_tf_configs
 
     command = ["--batch-size", "32", "--seed", str(seed)]
     processes = [subprocess.Popen(
@@ -381,7 +382,7 @@ def _two_workers(data, out, epochs, seed):
 
 
 def workers(args, work):
-    from keras_speechmix import synth
+    from keras_speechmix.audio import synth
 
     data = synth.synthesize_digits(num_speakers=args.speakers, takes_per_speaker=args.takes)
     runs = {"1 worker, seed 0": _one_worker(data, work / "one0", args.epochs, 0),

@@ -33,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_speechmix import datasets, experiment  # noqa: E402
+from keras_speechmix.audio import datasets  # noqa: E402
+from keras_speechmix.training import experiment
 
 # name -> (base method, overrides). "waveform" is the input waveform (BC's
 # rule), "input" the log-mel features, "blockN" after each conv block.
@@ -58,6 +59,19 @@ VARIANTS = {
                                               hidden_gain="activation")),
     "authors_with_dropout": ("speechmix", dict(AUTHORS, hidden_gain="activation",
                                                dropout=True)),
+    # Issue 18's remaining questions, each against `none` and `speechmix`
+    # (the method's default since issue 18) on the same clips:
+    "speechmix": ("speechmix", {}),
+    # ... mixing with the network's dropout kept;
+    "speechmix_dropout": ("speechmix", dict(dropout=True)),
+    # ... crops that carry sound (a crop more than 20 dB below its clip's
+    # level is redrawn, `audio.sound_crop`), for both;
+    "none_sound_crops": ("none", dict(sound_crops=20.0)),
+    "speechmix_sound_crops": ("speechmix", dict(sound_crops=20.0)),
+    # ... and half of the training recordings against all: does the gain
+    # shrink as the training set grows?
+    "none_half": ("none", dict(train_share=0.5)),
+    "speechmix_half": ("speechmix", dict(train_share=0.5)),
 }
 
 
@@ -100,8 +114,12 @@ def split_for(clips, seed, fraction):
 
 def one_run(clips, name, seed, fraction):
     held, fit, validation = split_for(clips, seed, fraction)
+    over = VARIANTS[name][1]
+    if "train_share" in over:  # whole recordings, seeded: the kept part of a hold-out
+        fit, _ = experiment.hold_out_validation(fit, 1 - over["train_share"], seed=seed)
     with variant(name) as mix:
-        model, result = experiment.train_clips(fit, None, mix=mix, seed=seed, verbose=0)
+        model, result = experiment.train_clips(fit, None, mix=mix, seed=seed, verbose=0,
+                                               sound_crops=over.get("sound_crops"))
     length = result["input_length"]
     probabilities = experiment.predict_clips(model, validation.waveforms, length)
     correct = (probabilities.argmax(axis=1) == validation.labels).astype(int)
@@ -113,15 +131,16 @@ def one_run(clips, name, seed, fraction):
             "final_loss": result["history"]["loss"][-1]}
 
 
-def summary(runs, names, seeds):
+def summary(runs, names, seeds, references=("none", "previous_speechmix")):
     """Pooled validation error per variant, and McNemar against the baselines."""
     by = {(r["variant"], r["seed"]): r for r in runs}
     complete = [s for s in seeds if all((n, s) in by for n in names)]
     lines = [f"seeds with every variant: {complete}"]
     pooled = {n: np.concatenate([by[(n, s)]["correct"] for s in complete]).astype(bool)
               for n in names} if complete else {}
-    header = (f"{'variant':22s} {'error %':>8s} {'per seed':>30s}  McNemar vs none / "
-              "vs previous_speechmix (clips only this variant gets right : only the other)")
+    header = (f"{'variant':22s} {'error %':>8s} {'per seed':>30s}  McNemar vs "
+              + " / vs ".join(references)
+              + " (clips only this variant gets right : only the other)")
     lines.append(header)
     for n in names:
         if not complete:
@@ -129,7 +148,7 @@ def summary(runs, names, seeds):
         err = 1 - pooled[n].mean()
         per = " ".join(f"{100 * by[(n, s)]['validation_error']:.1f}" for s in complete)
         cells = []
-        for ref in ("none", "previous_speechmix"):
+        for ref in references:
             if ref in pooled and ref != n:
                 test = common.mcnemar(pooled[n], pooled[ref])
                 cells.append(f"{test['a_only']}:{test['b_only']} p={test['p']:.2f}")
@@ -148,6 +167,8 @@ def main(argv=None):
     parser.add_argument("--data-root", default=str(common.DEFAULT_DATA))
     parser.add_argument("--out", default="results/validation/esc10_issue18.jsonl")
     parser.add_argument("--summary-only", action="store_true")
+    parser.add_argument("--against", nargs="+", default=["none", "previous_speechmix"],
+                        choices=list(VARIANTS), help="the variants McNemar compares with")
     args = parser.parse_args(argv)
     common.hide_gpus()
     out = Path(args.out)
@@ -172,7 +193,8 @@ def main(argv=None):
                       f"{name:22s} validation error {100 * run['validation_error']:5.1f} % "
                       f"({run['num_validation']} clips; training clips "
                       f"{100 * run['train_accuracy']:.0f} %, {run['seconds']:.0f} s)", flush=True)
-    print(summary([r for r in runs if r.get("trim", True) == trim], args.variants, args.seeds))
+    print(summary([r for r in runs if r.get("trim", True) == trim], args.variants, args.seeds,
+                  args.against))
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ import keras
 import numpy as np
 
 import keras_speechmix as ksm
-from keras_speechmix import datasets
+from keras_speechmix.audio import datasets
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SAMPLE_RATE = 16000

@@ -15,8 +15,8 @@ import argparse
 
 import numpy as np
 
-from keras_speechmix import datasets
-from keras_speechmix.experiment import train_clips
+from keras_speechmix.audio import datasets
+from keras_speechmix.training.experiment import train_clips
 
 
 def main(root, epochs=None, speakers=None, mixes=("none", "speechmix"), verbose=0,

@@ -14,8 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
-from keras_speechmix import datasets
-from keras_speechmix.experiment import train_clips
+from keras_speechmix.audio import datasets
+from keras_speechmix.training.experiment import train_clips
 
 
 def main(folder, epochs=None, out="speechmix-folder-run", sample_rate=16000, verbose=2):

@@ -41,8 +41,8 @@ from keras_speechmix.plans import PlanSampler  # noqa: E402
 from keras_speechmix.pydataset import PartnerBatches  # noqa: E402
 # Every layer a saved model can hold is registered on import, so that
 # keras.models.load_model reads a model saved by this package.
-from keras_speechmix.features import LogMelSpectrogram, SpecAugment  # noqa: E402
-from keras_speechmix.saved import (  # noqa: E402
+from keras_speechmix.audio.features import LogMelSpectrogram, SpecAugment  # noqa: E402
+from keras_speechmix.models.saved import (  # noqa: E402
     load_model, model_info, predict_clips, save_model)
 
 __version__ = "0.1.0"
@@ -63,11 +63,26 @@ __all__ = ["HiddenMixup", "SpeechMix", "mix_layers", "add_mix_points",
            "load_model", "model_info", "predict_clips", "save_model", *_LAZY]
 
 
+# Modules that moved into subpackages: `ksm.datasets` and `from
+# keras_speechmix import datasets` keep working (thin aliases, loaded on use).
+_MOVED = {
+    "datasets": "keras_speechmix.audio.datasets",
+    "features": "keras_speechmix.audio.features",
+    "streaming": "keras_speechmix.audio.streaming",
+    "synth": "keras_speechmix.audio.synth",
+    "experiment": "keras_speechmix.training.experiment",
+    "multiworker": "keras_speechmix.training.multiworker",
+    "saved": "keras_speechmix.models.saved",
+}
+
+
 def __getattr__(name):
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _MOVED:
+        return importlib.import_module(_MOVED[name])
     raise AttributeError(f"module 'keras_speechmix' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(_MOVED))

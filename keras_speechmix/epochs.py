@@ -38,7 +38,7 @@ class EpochClock(keras.callbacks.Callback):
     >>> seeds = epoch_seeds(7, clock.epoch)
     >>> first = next(iter(seeds)).numpy()
     >>> clock.on_epoch_begin(1)
-    >>> (next(iter(seeds)).numpy() != first).any()
+    >>> bool((next(iter(seeds)).numpy() != first).any())
     True
     """
 

@@ -313,71 +313,28 @@ def partner_batches(dataset, batch_size, *, num_classes, mix_points,
     """
     if seed is None:
         seed = random.randint(0, 2**31 - 1)
-    if isinstance(dataset, (tuple, list)):
-        dataset = _from_arrays(dataset, seed, epoch)
-    elif not isinstance(dataset, tf.data.Dataset):
-        raise ValueError(
-            "`dataset` must be a tf.data.Dataset or a tuple of NumPy arrays "
-            f"(x, y) or (x, y, sample_weight); received {type(dataset).__name__}.")
+    dataset = _as_dataset(dataset, seed, epoch)
     if num_replicas is None:
         num_replicas = tf.distribute.get_strategy().num_replicas_in_sync
     _check_args(batch_size, num_classes, mix_points, alpha, ratio, partners,
                 label_smoothing, label_mode, prob, num_replicas, drop_remainder)
-    split = _split_element(dataset.element_spec)
-    x_spec, y_spec, w_spec, _ = split(dataset.element_spec)
-    if _is_batched(dataset.element_spec, y_spec, num_classes):
-        dataset = dataset.unbatch()
-        x_spec, y_spec, w_spec, _ = split(dataset.element_spec)
-    label_kind = _check_label_spec(y_spec, num_classes)
-    if ratio == "bc" and getattr(x_spec, "shape", None) is not None and (
-            x_spec.shape.rank not in (1, 2)):
-        raise ValueError(
-            "ratio='bc' measures waveform gains: x must be a waveform of "
-            f"shape (samples,) or (samples, 1); received shape {x_spec.shape}.")
-    if background is not None:
-        _check_background(background, x_spec)
+    dataset, split, label_kind = _unbatched_layout(dataset, num_classes, ratio, background)
     shard = batch_size // num_replicas
 
     def add_plan(element, batch_seed, extra=None):
         x, y, weight, group = split(element)
         seeds = tf.unstack(tf.random.experimental.stateless_split(batch_seed, 4))
         batch = tf.shape(y)[0]
-        if label_kind == "sparse":
-            y = tf.cast(y, tf.int32)
-            tf.debugging.assert_non_negative(
-                y, message="partner_batches: labels must be >= 0")
-            tf.debugging.assert_less(
-                y, num_classes,
-                message=f"partner_batches: labels must be < num_classes={num_classes}")
-            label_key = y[:, None]
-            y = tf.one_hot(y, num_classes, dtype=tf.float32)
-        else:
-            y = tf.cast(y, tf.float32)
-            label_key = tf.reshape(y, [batch, -1])
-        if label_smoothing:
-            y = y * (1.0 - label_smoothing) + label_smoothing / num_classes
-
-        ratio_shape = [batch] if per_sample else []
-        r = tf.broadcast_to(_beta(seeds[0], ratio_shape, _knob(alpha)), [batch])
-        if first_dominant:
-            r = tf.maximum(r, 1.0 - r)
-        point_seed, mixed_seed = tf.unstack(
-            tf.random.experimental.stateless_split(seeds[1], 2))
-        point = tf.random.stateless_uniform(
-            [], point_seed, 0, mix_points, dtype=tf.int32)
-        mixed = tf.random.stateless_uniform([], mixed_seed) < _knob(prob)
-
+        y, label_key = _one_hot_targets(y, label_kind, num_classes, label_smoothing, batch)
+        r, point, mixed = _draw_plan(seeds[0], seeds[1], batch, per_sample, alpha,
+                                     first_dominant, mix_points, prob)
         weights = () if weight is None else (tf.cast(weight, tf.float32),)
         if extra is not None:
             x, plan = _with_background(x, extra, r, mixed, batch, shard)
             # The background carries no label: each clip keeps its target.
             targets = (y,) + weights
         else:
-            if partners == "random" and group is None:
-                partner = _shuffle_within_shards(seeds[2], batch, shard)
-            else:
-                partner = _sample_partners(seeds[2], batch, shard, label_key,
-                                           group, partners)
+            partner = _draw_partners(seeds[2], batch, shard, label_key, group, partners)
             # A clip paired with itself, or a batch left clean, keeps r = 1:
             # the layer's rules are then exact identities (the "sound" rule
             # would otherwise rescale a self-mix).
@@ -393,6 +350,80 @@ def partner_batches(dataset, batch_size, *, num_classes, mix_points,
             plan["gain"] = gain_db(x, sample_rate)
         return ((x, plan),) + targets
 
+    parts = _batches_with_seeds(dataset, batch_size, drop_remainder, seed, epoch, background)
+    return tf.data.Dataset.zip(parts).map(
+        add_plan, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def _as_dataset(dataset, seed, epoch):
+    if isinstance(dataset, (tuple, list)):
+        return _from_arrays(dataset, seed, epoch)
+    if not isinstance(dataset, tf.data.Dataset):
+        raise ValueError(
+            "`dataset` must be a tf.data.Dataset or a tuple of NumPy arrays "
+            f"(x, y) or (x, y, sample_weight); received {type(dataset).__name__}.")
+    return dataset
+
+
+def _unbatched_layout(dataset, num_classes, ratio, background):
+    """`(dataset unbatched, element splitter, label kind)`, the specs checked."""
+    split = _split_element(dataset.element_spec)
+    x_spec, y_spec, _, _ = split(dataset.element_spec)
+    if _is_batched(dataset.element_spec, y_spec, num_classes):
+        dataset = dataset.unbatch()
+        x_spec, y_spec, _, _ = split(dataset.element_spec)
+    label_kind = _check_label_spec(y_spec, num_classes)
+    if ratio == "bc" and getattr(x_spec, "shape", None) is not None and (
+            x_spec.shape.rank not in (1, 2)):
+        raise ValueError(
+            "ratio='bc' measures waveform gains: x must be a waveform of "
+            f"shape (samples,) or (samples, 1); received shape {x_spec.shape}.")
+    if background is not None:
+        _check_background(background, x_spec)
+    return dataset, split, label_kind
+
+
+def _one_hot_targets(y, label_kind, num_classes, label_smoothing, batch):
+    """`(targets as float one-hot rows, smoothed; the key partners match on)`."""
+    if label_kind == "sparse":
+        y = tf.cast(y, tf.int32)
+        tf.debugging.assert_non_negative(
+            y, message="partner_batches: labels must be >= 0")
+        tf.debugging.assert_less(
+            y, num_classes,
+            message=f"partner_batches: labels must be < num_classes={num_classes}")
+        label_key = y[:, None]
+        y = tf.one_hot(y, num_classes, dtype=tf.float32)
+    else:
+        y = tf.cast(y, tf.float32)
+        label_key = tf.reshape(y, [batch, -1])
+    if label_smoothing:
+        y = y * (1.0 - label_smoothing) + label_smoothing / num_classes
+    return y, label_key
+
+
+def _draw_plan(ratio_seed, point_seeds, batch, per_sample, alpha, first_dominant,
+               mix_points, prob):
+    """The batch's ratios `r`, its mixing point and whether it mixes at all."""
+    ratio_shape = [batch] if per_sample else []
+    r = tf.broadcast_to(_beta(ratio_seed, ratio_shape, _knob(alpha)), [batch])
+    if first_dominant:
+        r = tf.maximum(r, 1.0 - r)
+    point_seed, mixed_seed = tf.unstack(
+        tf.random.experimental.stateless_split(point_seeds, 2))
+    point = tf.random.stateless_uniform([], point_seed, 0, mix_points, dtype=tf.int32)
+    mixed = tf.random.stateless_uniform([], mixed_seed) < _knob(prob)
+    return r, point, mixed
+
+
+def _draw_partners(seed, batch, shard, label_key, group, partners):
+    if partners == "random" and group is None:
+        return _shuffle_within_shards(seed, batch, shard)
+    return _sample_partners(seed, batch, shard, label_key, group, partners)
+
+
+def _batches_with_seeds(dataset, batch_size, drop_remainder, seed, epoch, background):
+    """`(batches, per-batch seeds[, background batches])`, to zip."""
     batched = dataset.batch(batch_size, drop_remainder=drop_remainder)
     if epoch is not None:
         seeds = epoch_seeds(seed, epoch)
@@ -402,8 +433,7 @@ def partner_batches(dataset, batch_size, *, num_classes, mix_points,
     parts = (batched, seeds)
     if background is not None:
         parts += (background.repeat().batch(batch_size, drop_remainder=True),)
-    return tf.data.Dataset.zip(parts).map(
-        add_plan, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return parts
 
 
 def _mix_targets(values, r, partner, label_mode):

@@ -1,9 +1,9 @@
-"""Writes keras_speechmix/data/fsdd_digits.npz, the built-in spoken digits.
+"""Writes keras_speechmix/audio/data/fsdd_digits.npz, the built-in spoken digits.
 
 A subset of the Free Spoken Digit Dataset (FSDD, CC BY-SA 4.0): takes 0-7
 of every digit by each of its 6 speakers, 480 clips, the 16-bit samples at
 8 kHz exactly as in the WAV files (lossless; numpy's zip compression).
-`keras_speechmix.datasets.builtin_digits` reads it.
+`keras_speechmix.audio.datasets.builtin_digits` reads it.
 
     python scripts/make_builtin_digits.py ../shared/data/fsdd
 """
@@ -17,7 +17,7 @@ import soundfile as sf
 
 TAKES = 8  # 8 takes x 10 digits x 6 speakers: 2.5 MB, inside the wheel's 3 MB
 NAME = re.compile(r"^(\d)_(.+)_(\d+)$")
-OUT = Path(__file__).resolve().parents[1] / "keras_speechmix" / "data" / "fsdd_digits.npz"
+OUT = Path(__file__).resolve().parents[1] / "keras_speechmix" / "audio" / "data" / "fsdd_digits.npz"
 
 
 def main():

@@ -14,7 +14,7 @@ import pytest
 import soundfile
 import tensorflow as tf
 
-from keras_speechmix import audio
+from keras_speechmix.audio import decode as audio
 
 RATE = 16000
 TONE = (0.5 * np.sin(2 * np.pi * 440 * np.arange(RATE) / RATE)).astype(np.float32)
@@ -427,3 +427,39 @@ def test_tensorflow_io_is_optional():
             assert audio.tensorflow_io() is not None
         except ImportError as e:
             assert "pip uninstall tensorflow-io" in str(e)
+
+
+def test_sound_crop_redraws_crops_quieter_than_the_clip():
+    wave = np.zeros(4000, "float32")
+    wave[3000:3400] = 0.5  # a short event in a long silence
+    seeds = range(40)
+    plain = [bool(audio.fix_length(wave, 400, "random", seed=s).numpy().any()) for s in seeds]
+    sound = [bool(audio.sound_crop(wave, 400, seed=s, tries=8).numpy().any()) for s in seeds]
+    assert sum(sound) > sum(plain) + 10  # plain: ~20 % carry the event
+    again = audio.sound_crop(wave, 400, seed=5).numpy()
+    np.testing.assert_array_equal(again, audio.sound_crop(wave, 400, seed=5).numpy())
+
+
+def test_sound_crop_takes_the_first_loud_crop_else_the_loudest():
+    """Against the rule written out in NumPy, over seeds that reach both branches."""
+    wave = np.zeros(2000, "float32")
+    wave[100:110] = 10.0  # a click that sets the clip's level
+    wave[1000:] = np.linspace(0.0, 1.0, 1000, dtype="float32")
+    branches = set()
+    for seed in range(30):
+        draws = [audio.fix_length(wave, 200, "random", s).numpy() for s in
+                 tf.random.experimental.stateless_split(tf.constant([seed, 0], tf.int64), 4)]
+        rms = np.array([np.sqrt(np.mean(c ** 2)) for c in draws])
+        loud = rms >= np.sqrt(np.mean(wave ** 2)) * 10 ** (-6 / 20)
+        expected = draws[int(np.argmax(loud))] if loud.any() else draws[int(np.argmax(rms))]
+        branches.add(bool(loud.any()))
+        crop = audio.sound_crop(wave, 200, seed=seed, max_quieter_db=6.0, tries=4).numpy()
+        np.testing.assert_array_equal(crop, expected)
+    assert branches == {True, False}
+
+
+@pytest.mark.parametrize("kwargs, match", [(dict(tries=0), "tries"),
+                                           (dict(max_quieter_db=-1.0), "max_quieter_db")])
+def test_sound_crop_refuses_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        audio.sound_crop(np.ones(10, "float32"), 4, seed=0, **kwargs)

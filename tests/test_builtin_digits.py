@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_speechmix import datasets
+from keras_speechmix.audio import datasets
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEAKERS = ["george", "jackson", "lucas", "nicolas", "theo", "yweweler"]
@@ -76,10 +76,10 @@ def test_wheel_carries_the_digits_licence_and_credits(wheel):
     with zipfile.ZipFile(wheel) as archive:
         sizes = {i.filename: i.compress_size for i in archive.infolist()}
     data = {name: size for name, size in sizes.items()
-            if name.startswith("keras_speechmix/data/")}
-    assert set(data) == {"keras_speechmix/data/fsdd_digits.npz",
-                         "keras_speechmix/data/FSDD_LICENSE.txt",
-                         "keras_speechmix/data/FSDD_ATTRIBUTION.txt"}
+            if name.startswith("keras_speechmix/audio/data/")}
+    assert set(data) == {"keras_speechmix/audio/data/fsdd_digits.npz",
+                         "keras_speechmix/audio/data/FSDD_LICENSE.txt",
+                         "keras_speechmix/audio/data/FSDD_ATTRIBUTION.txt"}
     assert sum(data.values()) <= 3_000_000
 
 
@@ -89,7 +89,7 @@ def test_wheel_loads_the_digits_without_the_checkout(wheel, tmp_path):
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(site)
-    code = ("import keras_speechmix.datasets as d; c = d.builtin_digits(); "
+    code = ("import keras_speechmix.audio.datasets as d; c = d.builtin_digits(); "
             "print(d.__file__); print(len(c), c.sample_rate, sorted(set(c.groups))[-1])")
     env = dict(os.environ, PYTHONPATH=str(site), TF_CPP_MIN_LOG_LEVEL="3")
     ran = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from keras_speechmix import datasets
+from keras_speechmix.audio import datasets
 from keras_speechmix.cli import main
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -54,14 +54,15 @@ def test_demo_compares_over_seeds_and_writes_pictures(tmp_path, capsys):
 def test_demo_epochs_follow_the_default_recipe(monkeypatch):
     """The built-in demo trains a fixed share of the recipe's epochs, so a
     change of the default recipe reaches it; --data gets the recipe's own."""
-    from keras_speechmix import cli, experiment
+    from keras_speechmix.cli import demo
+    from keras_speechmix.training import experiment
 
     monkeypatch.setitem(experiment.RECIPE, "epochs", 40)
     monkeypatch.setitem(experiment.RECIPE, "mix_epochs", 120)
-    share = cli.DEMO["epoch_share"]
-    assert cli._demo_epochs("none", None) == round(40 * share)
-    assert cli._demo_epochs("speechmix", None) == round(120 * share)
-    assert cli._demo_epochs("speechmix", "fsdd:x") == 120
+    share = demo.DEMO["epoch_share"]
+    assert demo._demo_epochs("none", None) == round(40 * share)
+    assert demo._demo_epochs("speechmix", None) == round(120 * share)
+    assert demo._demo_epochs("speechmix", "fsdd:x") == 120
 
 
 def test_demo_takes_a_dataset_with_speakers(tmp_path, capsys):
@@ -86,7 +87,7 @@ def test_demo_takes_a_dataset_with_speakers(tmp_path, capsys):
 
 
 def test_train_then_evaluate(tmp_path, cache, capsys):
-    from keras_speechmix import synth
+    from keras_speechmix.audio import synth
 
     folder = synth.synthesize_digits(num_speakers=2, takes_per_speaker=2)
     out = tmp_path / "run"
@@ -118,7 +119,7 @@ def test_train_then_evaluate(tmp_path, cache, capsys):
 def test_train_lists_every_skipped_file(tmp_path, cache, capsys):
     import shutil
 
-    from keras_speechmix import synth
+    from keras_speechmix.audio import synth
 
     folder = tmp_path / "digits"
     shutil.copytree(synth.synthesize_digits(num_speakers=2, takes_per_speaker=1), folder)
@@ -179,7 +180,7 @@ def test_esc10_trains_through_the_command(shared_data, tmp_path):
 def digits_with_bad_files(tmp_path, bad):
     import shutil
 
-    from keras_speechmix import synth
+    from keras_speechmix.audio import synth
 
     folder = tmp_path / "digits"
     shutil.copytree(synth.synthesize_digits(num_speakers=2, takes_per_speaker=2), folder)

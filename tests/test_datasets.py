@@ -1,4 +1,4 @@
-"""Tests for keras_speechmix.datasets: loaders, ClipSet and splits."""
+"""Tests for keras_speechmix.audio.datasets: loaders, ClipSet and splits."""
 
 import csv
 import logging
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_speechmix import audio, datasets
+from keras_speechmix import audio
+from keras_speechmix.audio import datasets
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FSDD = DATA / "fsdd"
@@ -52,7 +53,7 @@ def folder(tmp_path):
 
 
 def test_from_folder_skips_and_reports(folder, caplog):
-    with caplog.at_level(logging.WARNING, logger="keras_speechmix.datasets"):
+    with caplog.at_level(logging.WARNING, logger="keras_speechmix.audio.datasets"):
         clips = datasets.from_folder(folder)
     assert len(clips) == 6
     assert clips.class_names == ["cat", "dog"]
@@ -212,7 +213,7 @@ def test_trim_silence_cuts_edges_and_keeps_silent_clips(caplog):
              np.array([0.01, 0.5, 0.01], "float32")]
     clips = datasets.ClipSet(waves, [0, 1, 0], ["a", "b"], 8000, folds=[1, 2, 3],
                              groups=["x", "y", "z"], meta={"index": [5, 6, 7]})
-    with caplog.at_level(logging.WARNING, logger="keras_speechmix.datasets"):
+    with caplog.at_level(logging.WARNING, logger="keras_speechmix.audio.datasets"):
         trimmed = clips.trim_silence()
     assert trimmed.waveforms[0].tolist() == [0.5, 0.0, -0.25]  # inner zeros stay
     assert trimmed.waveforms[1].tolist() == [0.0] * 4  # silent: kept, not dropped
@@ -387,3 +388,15 @@ def test_skipped_csv_reasons_do_not_repeat_the_path(tmp_path):
                                     ("c.wav", "not audio")])
     assert target.read_text().splitlines() == [
         "path,reason", "a b.wav,file is empty (0 bytes)", "c.wav,not audio"]
+
+
+def test_to_dataset_sound_crops_carry_the_event():
+    wave = np.zeros(4000, "float32")
+    wave[3000:3400] = 0.5
+    clips = datasets.ClipSet([wave] * 30, [0, 1] * 15, ["a", "b"], 8000)
+
+    def with_sound(**kwargs):
+        ds = clips.to_dataset(400, training=True, seed=0, **kwargs)
+        return sum(bool(np.any(x.numpy())) for x, _ in ds)
+
+    assert with_sound(sound_crops=20.0) > with_sound() + 5

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_speechmix.multiworker import loopback_tf_configs
+from keras_speechmix.training.multiworker import loopback_tf_configs
 
 SCRIPT = Path(__file__).parent / "scripts" / "distributed_fit.py"
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,7 +81,7 @@ def finish(processes, timeout=300):
 
 
 def test_train_command_on_two_workers_resumes_after_a_worker_is_killed(tmp_path):
-    from keras_speechmix import synth
+    from keras_speechmix.audio import synth
 
     folder = synth.synthesize_digits(tmp_path / "digits", num_speakers=2,
                                      takes_per_speaker=2)
@@ -123,7 +123,7 @@ def test_train_command_on_two_workers_resumes_after_a_worker_is_killed(tmp_path)
 
 
 def test_tf_config_parsing(monkeypatch):
-    from keras_speechmix import multiworker
+    from keras_speechmix.training import multiworker
 
     monkeypatch.delenv("TF_CONFIG", raising=False)
     assert (multiworker.worker_count(), multiworker.worker_index()) == (1, 0)
@@ -148,7 +148,9 @@ def test_worker_loop_on_one_replica_equals_keras_fit(tmp_path, mix):
     import keras
     import tensorflow as tf
 
-    from keras_speechmix import SpeechMix, datasets, experiment, multiworker, synth
+    from keras_speechmix import SpeechMix
+    from keras_speechmix.audio import datasets, synth
+    from keras_speechmix.training import experiment, multiworker
 
     clips = datasets.from_folder(synth.synthesize_digits(tmp_path / "digits", num_speakers=2,
                                                          takes_per_speaker=2))

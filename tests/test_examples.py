@@ -50,7 +50,7 @@ def test_distributed():
 
 
 def test_train_folder(tmp_path, monkeypatch):
-    from keras_speechmix import synth
+    from keras_speechmix.audio import synth
 
     monkeypatch.setenv("KERAS_SPEECHMIX_CACHE", str(tmp_path / "cache"))
     folder = synth.synthesize_digits(num_speakers=2, takes_per_speaker=2)

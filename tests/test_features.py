@@ -1,11 +1,11 @@
-"""Tests for keras_speechmix.features: LogMelSpectrogram and SpecAugment."""
+"""Tests for keras_speechmix.audio.features: LogMelSpectrogram and SpecAugment."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_speechmix.features import LogMelSpectrogram, SpecAugment
+from keras_speechmix.audio.features import LogMelSpectrogram, SpecAugment
 
 
 def tone(freq, seconds=1.0, rate=16000):
@@ -59,7 +59,7 @@ def test_logmel_output_does_not_depend_on_batch_mates():
 
 
 def test_deltas_follow_the_htk_regression():
-    from keras_speechmix.features import _delta
+    from keras_speechmix.audio.features import _delta
 
     ramp = np.tile(np.arange(10, dtype=np.float32)[None, :, None], (1, 1, 4)) * 2.0
     d = _delta(tf.constant(ramp)).numpy()
@@ -68,7 +68,7 @@ def test_deltas_follow_the_htk_regression():
 
 
 def test_logmel_delta_order_one_gives_two_channels():
-    from keras_speechmix.features import _delta
+    from keras_speechmix.audio.features import _delta
 
     one = LogMelSpectrogram(sample_rate=8000, num_mel_bins=20, deltas=True, delta_order=1)
     two = LogMelSpectrogram(sample_rate=8000, num_mel_bins=20, deltas=True)

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import keras_speechmix as ksm
-from keras_speechmix import cli, experiment
+from keras_speechmix.cli import options
+from keras_speechmix.training import experiment
 from keras_speechmix.cli import main
 
 RATE = 8000
@@ -99,7 +100,7 @@ def test_a_streamed_epoch_loss_is_the_mean_over_every_readable_clip(tmp_path, mi
     # counted twice (the curves of `train --stream` were n/(n+1) of the truth).
     import keras
 
-    from keras_speechmix import streaming
+    from keras_speechmix.audio import streaming
 
     files = streaming.list_files(tones(tmp_path / "data", bad=1), RATE)
 
@@ -254,12 +255,12 @@ def test_numeric_options_are_checked_by_the_parser(tmp_path, capsys, option, val
 
 
 def test_errors_come_before_any_decoding_or_training(tmp_path, capsys, monkeypatch):
-    from keras_speechmix import datasets, streaming
+    from keras_speechmix.audio import datasets, streaming
 
     def forbidden(*args, **kwargs):
         raise AssertionError("decoded or trained before checking the options")
 
-    monkeypatch.setattr(datasets, "_decode_all", forbidden)
+    monkeypatch.setattr(datasets.loaders, "_decode_all", forbidden)
     monkeypatch.setattr(experiment, "train_clips", forbidden)
     monkeypatch.setattr(streaming.FileSet, "read", forbidden)
     data = tones(tmp_path / "data")
@@ -281,10 +282,10 @@ def test_errors_come_before_any_decoding_or_training(tmp_path, capsys, monkeypat
 
 def test_evaluate_checks_classes_and_folds_before_decoding(trained, tmp_path, capsys,
                                                          monkeypatch):
-    from keras_speechmix import datasets
+    from keras_speechmix.audio import datasets
 
     _, out = trained
-    monkeypatch.setattr(datasets, "_decode_all", lambda *a, **k: pytest.fail("decoded"))
+    monkeypatch.setattr(datasets.loaders, "_decode_all", lambda *a, **k: pytest.fail("decoded"))
     other = tones(tmp_path / "other", per_class=1, classes=("a", "b"))
     code, _, err = run(capsys, "evaluate", out / "model.keras", "--data", other)
     assert code == 2 and "not trained on: a, b" in err
@@ -333,7 +334,7 @@ def test_version_and_help(capsys):
         main(["--version"])
     assert stop.value.code == 0 and capsys.readouterr().out.strip() == (
         f"speechmix {ksm.__version__}")
-    parser = cli._parser()
+    parser = options._parser()
     commands = next(a for a in parser._actions if a.dest == "command").choices
     for name, command in commands.items():
         for action in command._actions:
@@ -374,7 +375,7 @@ def test_load_report_counts_files_and_names_what_it_ignored(tmp_path, capsys):
 def test_pictures_mark_every_epoch_and_count_every_cell(monkeypatch):
     import warnings
 
-    from keras_speechmix import plots
+    from keras_speechmix.cli import plots
 
     figures = []
     monkeypatch.setattr(plots.plt, "close", figures.append)

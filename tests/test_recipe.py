@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from keras_speechmix import cli, experiment
+from keras_speechmix import cli
+from keras_speechmix.cli import options
+from keras_speechmix.training import experiment
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -63,14 +65,14 @@ def _folded_csv(tmp_path):
 
 
 def test_command_defaults_are_the_recipe():
-    args = cli._parser().parse_args(["train", "--data", "x.csv", "--out", "run"])
+    args = options._parser().parse_args(["train", "--data", "x.csv", "--out", "run"])
     assert args.model == experiment.RECIPE["model"]
     assert args.validation == experiment.RECIPE["validation"]
     assert args.trim_silence == experiment.RECIPE["trim_silence"]
     # Left None, train_clips fills them from the recipe and the network.
     assert (args.epochs, args.batch_size, args.mix_off, args.learning_rate,
             args.alpha, args.clip_seconds) == (None,) * 6
-    opted_out = cli._parser().parse_args(["train", "--data", "x.csv", "--out", "run",
+    opted_out = options._parser().parse_args(["train", "--data", "x.csv", "--out", "run",
                                           "--no-trim-silence"])
     assert opted_out.trim_silence is False
 

@@ -9,9 +9,10 @@ import time
 import keras
 import numpy as np
 
-from keras_speechmix import HiddenMixup, datasets, partner_batches
+from keras_speechmix import HiddenMixup, partner_batches
+from keras_speechmix.audio import datasets
 from keras_speechmix.epochs import EpochClock
-from keras_speechmix.experiment import training_batches
+from keras_speechmix.training.experiment import training_batches
 
 
 def epoch_contents(batches):
@@ -67,7 +68,7 @@ def train_command(folder, out, backup):
 
 
 def test_train_killed_mid_run_resumes_where_it_stopped(tmp_path):
-    from keras_speechmix import synth
+    from keras_speechmix.audio import synth
 
     env = dict(os.environ, KERAS_SPEECHMIX_CACHE=str(tmp_path / "cache"))
     folder = synth.synthesize_digits(tmp_path / "digits", num_speakers=2,
@@ -104,7 +105,7 @@ def test_train_killed_mid_epoch_resumes_at_that_step(tmp_path):
     """With --save-every, one machine resumes mid-epoch (the worker loop)."""
     import re
 
-    from keras_speechmix import synth
+    from keras_speechmix.audio import synth
 
     env = dict(os.environ, KERAS_SPEECHMIX_CACHE=str(tmp_path / "cache"))
     folder = synth.synthesize_digits(tmp_path / "digits", num_speakers=2,

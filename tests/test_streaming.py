@@ -1,12 +1,13 @@
-"""Tests for keras_speechmix.streaming: files read as training goes."""
+"""Tests for keras_speechmix.audio.streaming: files read as training goes."""
 
 import keras
 import numpy as np
 import pytest
 import soundfile
 
-from keras_speechmix import HiddenMixup, SpeechMix, datasets, partner_batches, streaming
-from keras_speechmix.experiment import predict_clips
+from keras_speechmix import HiddenMixup, SpeechMix, partner_batches
+from keras_speechmix.audio import datasets, streaming
+from keras_speechmix.training.experiment import predict_clips
 from tests.test_datasets import clip, write_wav
 
 

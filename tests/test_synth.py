@@ -1,4 +1,4 @@
-"""Tests for keras_speechmix.synth: the offline eSpeak NG digit set."""
+"""Tests for keras_speechmix.audio.synth: the offline eSpeak NG digit set."""
 
 import json
 import sys
@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_speechmix import audio, datasets, synth
+from keras_speechmix import audio
+from keras_speechmix.audio import datasets, synth
 
 
 def _espeak_problem():

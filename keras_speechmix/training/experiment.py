@@ -30,14 +30,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_speechmix import datasets, models, multiworker, saved
+from keras_speechmix import models
+from keras_speechmix.audio import datasets
+from keras_speechmix.models import saved
+from keras_speechmix.training import multiworker
+from keras_speechmix.training.batches import _one_hot, _streamed, training_batches
 from keras_speechmix.callbacks import MixOff
 from keras_speechmix.epochs import EpochClock
-from keras_speechmix.pipeline import partner_batches
 from keras_speechmix.view import SpeechMix
 
 __all__ = ["HIDDEN_GAINS", "METHODS", "MIXES", "NETWORKS", "RECIPE", "build_model",
-           "batches", "default_length", "hold_out_validation", "predict_clips", "train_clips", "training_batches"]
+           "default_length", "hold_out_validation", "predict_clips", "train_clips"]
 
 # Each method's partner_batches arguments; alpha = 1.0 (r ~ U(0, 1)) unless
 # given. Which mixing points each method uses depends on the network.
@@ -196,7 +199,7 @@ def hold_out_validation(train, fraction=None, seed=0):
 
     Example:
 
-    >>> from keras_speechmix.datasets import ClipSet
+    >>> from keras_speechmix.audio.datasets import ClipSet
     >>> clips = ClipSet([np.zeros(10, "float32")] * 20, [0, 1] * 10, ["a", "b"], 8000)
     >>> train, validation = hold_out_validation(clips, 0.2)
     >>> len(train), len(validation), hold_out_validation(clips, 0)[1] is None
@@ -232,7 +235,7 @@ def default_length(clips, seconds=5.0):
     Example:
 
     >>> import numpy as np
-    >>> from keras_speechmix.datasets import ClipSet
+    >>> from keras_speechmix.audio.datasets import ClipSet
     >>> default_length(ClipSet([np.zeros(900), np.zeros(1200)], [0, 1], ["a", "b"], 1000))
     1200
     """
@@ -240,69 +243,6 @@ def default_length(clips, seconds=5.0):
     if _streamed(clips):
         return int(crop)  # lengths are unknown until the files are read
     return int(min(max(len(w) for w in clips.waveforms), crop))
-
-
-def _streamed(clips):
-    # A streaming.FileSet; imported lazily only where it is one.
-    return not hasattr(clips, "waveforms")
-
-
-def training_batches(model, train, length, batch_size, seed, mixing=None, epoch=None):
-    """What `fit` trains on: `(trainer, batches)` for one method.
-
-    Without `mixing`, the model itself on shuffled one-hot batches; with it
-    (a dict of `partner_batches` arguments), the `SpeechMix` view of the
-    model on partner batches. Clips are randomly cropped to `length`. With
-    `epoch` (a `tf.Variable`, `keras_speechmix.epochs.EpochClock`), order,
-    crops and plans are a function of `(seed, epoch)`, so that a resumed
-    run repeats them.
-
-    Example:
-
-    >>> # trainer, batches = training_batches(model, train, 16000, 32, 0, {"alpha": 1.0})
-    """
-    num_classes = len(train.class_names)
-    clips = train.to_dataset(length, training=True, seed=seed, epoch=epoch)
-    if not _streamed(train) and epoch is None:
-        # A stream (and an epoch-clocked set) orders its clips itself; a
-        # buffer of every decoded clip would defeat reading as it goes.
-        clips = clips.shuffle(len(train), seed=seed, reshuffle_each_iteration=True)
-    trainer = model if mixing is None else SpeechMix(model)
-    return trainer, batches(clips, batch_size, num_classes, seed, mixing,
-                            getattr(trainer, "num_mix_points", 0), train.sample_rate,
-                            epoch=epoch,
-                            # A stream cannot know how many of its files read
-                            # well: dropping a last partial batch could leave
-                            # an epoch with no batch at all.
-                            drop_remainder=not _streamed(train))
-
-
-def batches(clips, batch_size, num_classes, seed, mixing, mix_points, sample_rate,
-            epoch=None, num_replicas=None, drop_remainder=True):
-    """Batches of a `(waveform, label)` dataset: one-hot without `mixing`,
-    `partner_batches(..., **mixing)` with it; `drop_remainder=False` keeps
-    a last partial batch.
-
-    Example:
-
-    >>> # data = batches(train.to_dataset(16000, training=True), 32, 10, 0, None, 0, 16000)
-    """
-    if mixing is None:
-        return clips.batch(batch_size, drop_remainder=drop_remainder).map(
-            _one_hot(num_classes))
-    return partner_batches(clips, batch_size, num_classes=num_classes,
-                           mix_points=mix_points, sample_rate=sample_rate, seed=seed,
-                           epoch=epoch, num_replicas=num_replicas,
-                           drop_remainder=drop_remainder, **mixing)
-
-
-def _one_hot(num_classes):
-    # A named function, not a lambda: autograph reads a lambda's source and
-    # warns when it cannot (several lambdas on one line).
-    def one_hot(x, y):
-        return x, tf.one_hot(y, num_classes)
-
-    return one_hot
 
 
 class _StepCount(keras.callbacks.Callback):
@@ -327,7 +267,7 @@ class _StepCount(keras.callbacks.Callback):
 def _accuracy(model, clips, length, crops):
     """Clip accuracy, predictions and the labels they are scored against."""
     if _streamed(clips):
-        from keras_speechmix.streaming import predict_files
+        from keras_speechmix.audio.streaming import predict_files
 
         probabilities, labels = predict_files(model, clips, length, crops=crops)
     else:
@@ -348,7 +288,7 @@ def train_clips(train, test=None, mix="speechmix", epochs=None, seed=0,
                 length=None, batch_size=None, learning_rate=None, verbose=1,
                 alpha=None, model=None, validation=None, mix_off=None,
                 crops=10, callbacks=(), max_skipped=0.05, backup_dir=None,
-                save_every=None):
+                save_every=None, sound_crops=None):
     """Trains a reference network on `train` with method `mix`.
 
     The recipe's defaults (`RECIPE`) fill every argument left `None`.
@@ -359,8 +299,8 @@ def train_clips(train, test=None, mix="speechmix", epochs=None, seed=0,
     regulariser such as mixing only pays where it does).
 
     Args:
-        train, test, validation: `keras_speechmix.datasets.ClipSet`s of one
-            sample rate, or `keras_speechmix.streaming.FileSet`s to read the
+        train, test, validation: `keras_speechmix.audio.datasets.ClipSet`s of one
+            sample rate, or `keras_speechmix.audio.streaming.FileSet`s to read the
             files as training goes; `test` and `validation` may be `None`.
         mix: one of `MIXES`.
         epochs: training epochs (default: the recipe's, doubled for mixing).
@@ -386,6 +326,10 @@ def train_clips(train, test=None, mix="speechmix", epochs=None, seed=0,
         save_every: with `backup_dir`, also back up every this many steps
             and resume mid-epoch (`multiworker.fit_workers`, on one machine
             too; no validation curve then).
+        sound_crops: `None` (the recipe) for plain random training crops, or
+            a level in dB: a crop more than this far below its clip's level
+            is redrawn (`keras_speechmix.audio.sound_crop`; in-memory clips,
+            one machine).
 
     Returns:
         `(model, result)`: the plain trained model and a dict with
@@ -421,35 +365,12 @@ def train_clips(train, test=None, mix="speechmix", epochs=None, seed=0,
         net = build_model(mix, num_classes, train.sample_rate, length, name)
         optimizer = network["optimizer"](learning_rate or network["learning_rate"],
                                          epochs * steps)
-    checks = []
-    if _streamed(train):
-        if train.multi_label:
-            raise ValueError(
-                "train_clips trains single-label classifiers (softmax); these files are "
-                "multi-label: build a sigmoid-output model and fit it on "
-                "partner_batches(files.to_dataset(...)) yourself")
-        from keras_speechmix.streaming import SkipGuard
-
-        checks.append(SkipGuard(train.skips, max_skipped))
-
-    def why():
-        if not _streamed(train):
-            return f"{len(train)} training clips, batch size {batch_size}"
-        return (f"none of the {len(train)} training files could be read "
-                f"({len(train.skips.skipped)} files failed so far; see the list of "
-                "skipped files)")
-
-    # First, so that an epoch without a batch is reported as such (not as
-    # too many skipped files, nor by the caller's callbacks as if it trained).
-    callbacks = [_StepCount(why)] + checks + list(callbacks)
+    if sound_crops is not None and (strategy is not None or _streamed(train)):
+        raise ValueError("sound_crops needs in-memory clips (a ClipSet) trained on one "
+                         "machine without save_every")
+    callbacks = _run_callbacks(train, batch_size, max_skipped, callbacks)
     if mixing is not None:
-        mixing = dict(mixing)
-        if alpha is not None:
-            mixing["alpha"] = alpha
-        if mix_off:
-            # MixOff switches the pipeline's prob variable to 0 for the end.
-            mixing["prob"] = tf.Variable(1.0, trainable=False)
-            callbacks.append(MixOff(mixing["prob"], round(epochs * (1 - mix_off))))
+        mixing = _mixing_arguments(mixing, alpha, mix_off, epochs, callbacks)
     if strategy is not None:
         with strategy.scope():
             trainer = net if mixing is None else SpeechMix(net)
@@ -462,14 +383,14 @@ def train_clips(train, test=None, mix="speechmix", epochs=None, seed=0,
     else:
         history, seconds, fit_validation = _fit(
             net, optimizer, train, validation, length, batch_size, epochs, seed, mixing,
-            callbacks, backup_dir, verbose)
-    train_accuracy, _, _ = _accuracy(net, train, length, crops)
+            callbacks, backup_dir, verbose, sound_crops)
     result = {
         "mix": mix,
         "model": name,
         "dropout": mixing is None or RECIPE["mix_dropout"],
         "epochs": epochs,
         "mix_off": mix_off if mixing is not None else 0.0,
+        "sound_crops": sound_crops,
         "seed": seed,
         "num_train": len(train),
         "num_validation": 0 if validation is None else len(validation),
@@ -479,7 +400,6 @@ def train_clips(train, test=None, mix="speechmix", epochs=None, seed=0,
         "input_length": length,
         "mix_points": [] if mixing is None else [str(p) for p in points],
         "seconds": round(seconds, 2),
-        "train_accuracy": train_accuracy,
         "history": {k: [float(v) for v in vs] for k, vs in history.items()},
         "first_epoch": epochs - len(history.get("loss", [])),
         "workers": 1 if strategy is None else strategy.num_replicas_in_sync,
@@ -487,25 +407,73 @@ def train_clips(train, test=None, mix="speechmix", epochs=None, seed=0,
             fit_validation.get("validation_freq", 1), epochs + 1,
             fit_validation.get("validation_freq", 1))) if fit_validation else [],
     }
+    result.update(_scores(net, train, validation, test, length, crops, num_classes))
+    return net, result
+
+
+def _run_callbacks(train, batch_size, max_skipped, callbacks):
+    """The run's checks (an epoch with no batch, too many skipped files)
+    ahead of the caller's callbacks."""
+    checks = []
+    if _streamed(train):
+        if train.multi_label:
+            raise ValueError(
+                "train_clips trains single-label classifiers (softmax); these files are "
+                "multi-label: build a sigmoid-output model and fit it on "
+                "partner_batches(files.to_dataset(...)) yourself")
+        from keras_speechmix.audio.streaming import SkipGuard
+
+        checks.append(SkipGuard(train.skips, max_skipped))
+
+    def why():
+        if not _streamed(train):
+            return f"{len(train)} training clips, batch size {batch_size}"
+        return (f"none of the {len(train)} training files could be read "
+                f"({len(train.skips.skipped)} files failed so far; see the list of "
+                "skipped files)")
+
+    # First, so that an epoch without a batch is reported as such (not as
+    # too many skipped files, nor by the caller's callbacks as if it trained).
+    return [_StepCount(why)] + checks + list(callbacks)
+
+
+def _mixing_arguments(mixing, alpha, mix_off, epochs, callbacks):
+    """The method's `partner_batches` arguments with this run's `alpha`; with
+    `mix_off`, a `MixOff` callback (appended) turns mixing off for the end."""
+    mixing = dict(mixing)
+    if alpha is not None:
+        mixing["alpha"] = alpha
+    if mix_off:
+        # MixOff switches the pipeline's prob variable to 0 for the end.
+        mixing["prob"] = tf.Variable(1.0, trainable=False)
+        callbacks.append(MixOff(mixing["prob"], round(epochs * (1 - mix_off))))
+    return mixing
+
+
+def _scores(net, train, validation, test, length, crops, num_classes):
+    """Accuracy on the training clips (in inference mode), the validation
+    clips and the test clips, with the test's confusion and per-clip
+    predictions."""
+    scores = {"train_accuracy": _accuracy(net, train, length, crops)[0]}
     if validation is not None and len(validation):
-        result["validation_accuracy"], _, _ = _accuracy(net, validation, length, crops)
+        scores["validation_accuracy"] = _accuracy(net, validation, length, crops)[0]
     if test is not None:
         accuracy, predicted, labels = _accuracy(net, test, length, crops)
         confusion = np.zeros((num_classes, num_classes), int)
         np.add.at(confusion, (labels, predicted), 1)
         # Per-clip predictions, in the test set's order: paired comparisons
         # (McNemar) between methods need them, not just the accuracy.
-        result.update(test_accuracy=accuracy, test_error=1.0 - accuracy,
+        scores.update(test_accuracy=accuracy, test_error=1.0 - accuracy,
                       num_test=len(labels), confusion=confusion.tolist(),
                       test_predicted=np.asarray(predicted).tolist())
     if _streamed(train):
-        result["skipped_reads"] = train.skips.failed_reads
-        result["reads"] = train.skips.reads
-    return net, result
+        scores["skipped_reads"] = train.skips.failed_reads
+        scores["reads"] = train.skips.reads
+    return scores
 
 
 def _fit(net, optimizer, train, validation, length, batch_size, epochs, seed, mixing,
-         callbacks, backup_dir, verbose):
+         callbacks, backup_dir, verbose, sound_crops=None):
     """Keras `fit` on one machine: `(history, seconds, validation arguments)`."""
     num_classes = len(train.class_names)
     clock = None
@@ -513,7 +481,8 @@ def _fit(net, optimizer, train, validation, length, batch_size, epochs, seed, mi
         clock = EpochClock()
         callbacks = [clock, keras.callbacks.BackupAndRestore(str(backup_dir))] + callbacks
     trainer, data = training_batches(net, train, length, batch_size, seed, mixing,
-                                     epoch=None if clock is None else clock.epoch)
+                                     epoch=None if clock is None else clock.epoch,
+                                     sound_crops=sound_crops)
     # XLA made the log-mel CNN's CPU step about 4x slower; keep it for GPUs.
     trainer.compile(optimizer=optimizer, loss="categorical_crossentropy",
                     metrics=["accuracy"],

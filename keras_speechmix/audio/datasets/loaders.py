@@ -1,14 +1,9 @@
-"""Small audio datasets held in memory, their loaders and their splits.
+"""Loaders: a folder of class folders, a CSV, FSDD, the built-in digits.
 
-A `ClipSet` keeps every clip decoded (mono float32 at one sample rate) with
-its label and optional fold, group (e.g. speaker) and per-clip metadata. It
-suits the datasets SpeechMix is evaluated on (ESC-10, the Free Spoken Digit
-Dataset) and a user's own folder of recordings.
-
-Loaders decode every file eagerly. A file that cannot be used (missing,
-empty, corrupt, non-finite samples) is skipped and recorded with its reason
-in `ClipSet.report`, and a one-line warning gives the count; with
-`on_error="raise"` the first such file raises instead.
+Loaders decode every file eagerly into a `ClipSet`. A file that cannot be
+used (missing, empty, corrupt, non-finite samples) is skipped and recorded
+with its reason in `ClipSet.report`, and a one-line warning gives the count;
+with `on_error="raise"` the first such file raises instead.
 """
 
 import concurrent.futures
@@ -20,369 +15,20 @@ import re
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
-from keras_speechmix import audio
-from keras_speechmix.epochs import epoch_order, epoch_seeds
+from keras_speechmix.audio import decode as audio
+from keras_speechmix.audio.datasets.clips import ClipSet, LoadReport
 
-__all__ = [
-    "ClipSet",
-    "LoadReport",
-    "from_folder",
-    "natural_order",
-    "from_csv",
-    "fsdd",
-    "builtin_digits",
-    "load",
-    "listing",
-    "Listing",
-    "split_by_fold",
-    "split_by_group",
-    "fsdd_official_split",
-    "stratified_split",
-    "validation_split",
-]
+__all__ = ["from_folder", "natural_order", "from_csv", "fsdd", "builtin_digits",
+           "load", "listing", "Listing"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger(__package__)  # the datasets package's one logger
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 FSDD_NAME = re.compile(r"^(?P<digit>\d)_(?P<speaker>.+)_(?P<index>\d+)$")
 # ESC-10/50 clip names: {fold}-{source recording id}-{take letter}.ogg
 ESC_NAME = re.compile(r"^(?P<fold>\d+)-(?P<source>\d+)-(?P<take>[A-Z]+)$")
 
-
-@dataclasses.dataclass
-class LoadReport:
-    """What a loader found, used and left out.
-
-    Args:
-        found: Number of candidate audio files (or CSV rows) seen.
-        used: Number of clips loaded.
-        skipped: `(path, reason)` for each candidate that was not loaded.
-        ignored: Paths not treated as audio (other extensions, files outside
-            class folders), kept so that nothing disappears unseen.
-
-    Example:
-
-    >>> report = LoadReport(found=3, used=2, skipped=[("a.wav", "file is empty")])
-    >>> report.summary()
-    '2 of 3 files loaded, 1 skipped'
-    """
-
-    found: int = 0
-    used: int = 0
-    skipped: list = dataclasses.field(default_factory=list)
-    ignored: list = dataclasses.field(default_factory=list)
-
-    def summary(self):
-        """One-line account of the load."""
-        text = f"{self.used} of {self.found} files loaded, {len(self.skipped)} skipped"
-        if self.ignored:
-            text += f", {len(self.ignored)} non-audio files ignored"
-        return text
-
-
-def trim_wave(wave, threshold=0.0):
-    """`wave` without its leading and trailing samples of magnitude <= `threshold`.
-
-    A wave that is silent throughout comes back unchanged (the same object).
-
-    Example:
-
-    >>> import numpy as np
-    >>> trim_wave(np.array([0, 0.5, 0], "float32")).tolist()
-    [0.5]
-    """
-    loud = np.flatnonzero(np.abs(wave) > threshold)
-    return wave if loud.size == 0 else wave[loud[0] : loud[-1] + 1]
-
-
-def skip_reason(path, reason):
-    """`reason` without a leading `"path: "` (decoder errors name their file).
-
-    Example:
-
-    >>> skip_reason("a.wav", "a.wav: file is empty (0 bytes)")
-    'file is empty (0 bytes)'
-    """
-    return str(reason).removeprefix(f"{path}: ")
-
-
-def write_skipped(path, rows):
-    """Writes `(path, reason)` rows to a CSV file with a `path,reason` header.
-
-    The reason column does not repeat the path.
-
-    Example:
-
-    >>> import os, tempfile
-    >>> target = os.path.join(tempfile.mkdtemp(), "skipped.csv")
-    >>> write_skipped(target, [("a.wav", "a.wav: file is empty (0 bytes)")])
-    >>> open(target).read().splitlines()[1]
-    'a.wav,file is empty (0 bytes)'
-    """
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["path", "reason"])
-        writer.writerows((p, skip_reason(p, r)) for p, r in rows)
-
-
-class ClipSet:
-    """Decoded mono clips with labels, held in memory.
-
-    Args:
-        waveforms: Sequence of 1-D float arrays (mono, at `sample_rate`).
-        labels: Integer class index per clip.
-        class_names: Name of each class; `labels` index into it.
-        sample_rate: Sample rate of every waveform in Hz.
-        paths: Source of each clip (defaults to `"clip{i}"`).
-        folds: Optional integer fold per clip (predefined cross-validation).
-        groups: Optional group per clip (e.g. speaker), for group-held-out
-            splits.
-        meta: Optional dict of extra per-clip arrays (e.g. FSDD's recording
-            `"index"`), kept aligned by `subset`.
-        report: The `LoadReport` of the loader that made the set.
-
-    Example:
-
-    >>> import numpy as np
-    >>> clips = ClipSet([np.zeros(800, "float32"), np.ones(400, "float32")],
-    ...                 labels=[0, 1], class_names=["a", "b"], sample_rate=8000)
-    >>> len(clips), clips.subset([1]).class_names
-    (2, ['a', 'b'])
-    >>> ds = clips.to_dataset(600)
-    >>> [tuple(x.shape) for x, y in ds]
-    [(600,), (600,)]
-    """
-
-    def __init__(
-        self,
-        waveforms,
-        labels,
-        class_names,
-        sample_rate,
-        paths=None,
-        folds=None,
-        groups=None,
-        meta=None,
-        report=None,
-    ):
-        self.waveforms = [np.asarray(w, dtype=np.float32) for w in waveforms]
-        n = len(self.waveforms)
-        for i, w in enumerate(self.waveforms):
-            if w.ndim != 1:
-                raise ValueError(
-                    f"ClipSet: waveforms must be 1-D (mono); waveform {i} has shape {w.shape}"
-                )
-        self.labels = np.asarray(labels, dtype=np.int32).reshape(-1)
-        self.class_names = [str(c) for c in class_names]
-        self.sample_rate = int(sample_rate)
-        self.paths = [f"clip{i}" for i in range(n)] if paths is None else [str(p) for p in paths]
-        self.folds = None if folds is None else np.asarray(folds, dtype=np.int64).reshape(-1)
-        self.groups = None if groups is None else [str(g) for g in groups]
-        self.meta = {k: np.asarray(v) for k, v in (meta or {}).items()}
-        self.report = report if report is not None else LoadReport(found=n, used=n)
-        for name, value in (
-            ("labels", self.labels),
-            ("paths", self.paths),
-            ("folds", self.folds),
-            ("groups", self.groups),
-            *((f"meta[{k!r}]", v) for k, v in self.meta.items()),
-        ):
-            if value is not None and len(value) != n:
-                raise ValueError(f"ClipSet: {name} has {len(value)} entries for {n} waveforms")
-        if n and (self.labels.min() < 0 or self.labels.max() >= len(self.class_names)):
-            raise ValueError(
-                f"ClipSet: labels must lie in [0, {len(self.class_names)}) for "
-                f"{len(self.class_names)} class names; got range "
-                f"[{self.labels.min()}, {self.labels.max()}]"
-            )
-        if self.sample_rate <= 0:
-            raise ValueError(f"ClipSet: sample_rate must be > 0; got {sample_rate!r}")
-
-    def __len__(self):
-        return len(self.waveforms)
-
-    def __repr__(self):
-        return (
-            f"<ClipSet {len(self)} clips, {len(self.class_names)} classes, "
-            f"{self.sample_rate} Hz>"
-        )
-
-    @property
-    def num_classes(self):
-        """Number of class names."""
-        return len(self.class_names)
-
-    def subset(self, indices):
-        """A new ClipSet with the clips at `indices` (ints or a boolean mask).
-
-        Class names, sample rate and report are kept, so labels stay
-        comparable across subsets.
-        """
-        idx = np.asarray(indices)
-        if idx.dtype == bool:
-            if idx.shape != (len(self),):
-                raise ValueError(
-                    f"subset: boolean mask has shape {idx.shape}; expected ({len(self)},)"
-                )
-            idx = np.flatnonzero(idx)
-        idx = idx.astype(np.int64).reshape(-1)
-        if idx.size and (idx.min() < -len(self) or idx.max() >= len(self)):
-            raise IndexError(f"subset: index out of range for {len(self)} clips")
-        return ClipSet(
-            [self.waveforms[i] for i in idx],
-            self.labels[idx],
-            self.class_names,
-            self.sample_rate,
-            paths=[self.paths[i] for i in idx],
-            folds=None if self.folds is None else self.folds[idx],
-            groups=None if self.groups is None else [self.groups[i] for i in idx],
-            meta={k: v[idx] for k, v in self.meta.items()},
-            report=self.report,
-        )
-
-    def trim_silence(self, threshold=0.0):
-        """A new ClipSet with leading and trailing silence cut from each clip.
-
-        BC learning and SpeechMix prepare ESC-10/50 this way: those clips
-        are padded with digital silence to 5 s, so a random training crop
-        of a short sound is often pure silence labelled as the sound.
-        Samples whose magnitude is at most `threshold` count as silence;
-        the default `0.0` cuts exact zeros only, as the authors' code does.
-        A clip that is silent throughout is kept unchanged (never dropped),
-        and a warning gives their count.
-
-        Args:
-            threshold: Non-negative amplitude at or below which a sample
-                counts as silence (waveforms are float, full scale 1.0).
-
-        Returns:
-            A `ClipSet` with the same labels, folds, groups and metadata.
-
-        Example:
-
-        >>> import numpy as np
-        >>> clips = ClipSet([np.array([0, 0, 0.5, -0.2, 0], "float32")], [0], ["a"], 8000)
-        >>> clips.trim_silence().waveforms[0].tolist()
-        [0.5, -0.20000000298023224]
-        """
-        if not np.isscalar(threshold) or not threshold >= 0:
-            raise ValueError(
-                f"trim_silence: threshold must be a number >= 0; got {threshold!r}"
-            )
-        trimmed, silent = [], []
-        for path, wave in zip(self.paths, self.waveforms):
-            trimmed.append(trim_wave(wave, threshold))
-            if trimmed[-1] is wave:
-                silent.append(path)
-        if silent:
-            logger.warning(
-                "trim_silence: %d of %d clips are silent throughout (threshold %g) "
-                "and were kept untrimmed, e.g. %s",
-                len(silent), len(self), threshold, silent[0],
-            )
-        return ClipSet(
-            trimmed,
-            self.labels,
-            self.class_names,
-            self.sample_rate,
-            paths=self.paths,
-            folds=self.folds,
-            groups=self.groups,
-            meta=self.meta,
-            report=self.report,
-        )
-
-    def durations(self):
-        """Clip durations in seconds, as a numpy array."""
-        return np.array([len(w) for w in self.waveforms], np.float64) / self.sample_rate
-
-    def class_counts(self):
-        """Number of clips per class, indexed like `class_names`."""
-        return np.bincount(self.labels, minlength=len(self.class_names))
-
-    def to_dataset(self, length, training=False, seed=None, epoch=None):
-        """An unbatched `tf.data.Dataset` of `(waveform, label)` pairs.
-
-        Each waveform is fixed to `length` samples with
-        `keras_speechmix.audio.fix_length`: a random crop (or random placement
-        in silence, for short clips) when `training`, centred otherwise.
-        Clips are in set order; shuffle and batch downstream. With a `seed`,
-        the random crops are reproducible and still differ from epoch to
-        epoch.
-
-        Args:
-            length: Samples per example.
-            training: Random instead of centred cropping.
-            seed: Optional int seed for the random crops.
-            epoch: Optional `tf.Variable` of the current epoch
-                (`keras_speechmix.epochs.EpochClock`): with `training`, the
-                clips then come in an order, and with crops, fixed by
-                `(seed, epoch)`, so a resumed run repeats them.
-
-        Returns:
-            `tf.data.Dataset` with element spec
-            `(TensorSpec((length,), float32), TensorSpec((), int32))`.
-        """
-        if not isinstance(length, (int, np.integer)) or length <= 0:
-            raise ValueError(f"to_dataset: length must be a positive int; got {length!r}")
-        length = int(length)
-        sizes = np.array([len(w) for w in self.waveforms], np.int64)
-        flat = np.concatenate(self.waveforms) if self.waveforms else np.zeros(0, np.float32)
-        waves = tf.RaggedTensor.from_row_lengths(flat, sizes)
-        ds = tf.data.Dataset.from_tensor_slices((waves, self.labels))
-        if training and epoch is not None:
-            labels = tf.constant(self.labels)
-            ds = epoch_order(len(self), seed or 0, epoch).map(
-                lambda i: (waves[i], labels[i]))
-            seeds = epoch_seeds((seed or 0) + 1, epoch)
-        elif training:
-            seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(
-                2, drop_remainder=True
-            )
-        if training:
-            ds = tf.data.Dataset.zip((ds, seeds))
-            return ds.map(
-                lambda pair, s: (audio.fix_length(pair[0], length, "random", s), pair[1]),
-                num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=True,
-            )
-        return ds.map(
-            lambda w, y: (audio.fix_length(w, length, "center"), y),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
-
-    def summary(self):
-        """A short multi-line description: size, classes, durations, splits."""
-        lines = [
-            f"ClipSet: {len(self)} clips, {self.num_classes} classes, {self.sample_rate} Hz"
-        ]
-        if len(self):
-            d = self.durations()
-            lines.append(
-                f"  duration: min {d.min():.2f} s, mean {d.mean():.2f} s, "
-                f"max {d.max():.2f} s, total {d.sum() / 60:.1f} min"
-            )
-        counts = self.class_counts()
-        lines.append(
-            "  classes: "
-            + ", ".join(f"{name} ({count})" for name, count in zip(self.class_names, counts))
-        )
-        if self.folds is not None:
-            folds, per = np.unique(self.folds, return_counts=True)
-            lines.append("  folds: " + ", ".join(f"{f} ({c})" for f, c in zip(folds, per)))
-        if self.groups is not None:
-            names = sorted(set(self.groups))
-            shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
-            lines.append(f"  groups: {len(names)} ({shown})")
-        lines.append("  load: " + self.report.summary())
-        return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------
-# Loading
 
 
 def _check_on_error(on_error):
@@ -458,7 +104,7 @@ class Listing:
 
     `items` are dicts with `path`, `label` (an int; for a multi-label CSV
     a list of ints) and optional `fold`, `group` and `meta`. Loaders decode
-    them into a `ClipSet`; `keras_speechmix.streaming` reads them as it goes.
+    them into a `ClipSet`; `keras_speechmix.audio.streaming` reads them as it goes.
 
     Example:
 
@@ -694,7 +340,7 @@ def from_csv(path, root=None, sample_rate=None, on_error="skip"):
         raise ValueError(
             f"from_csv: {path} is multi-label (a 'labels' column with several "
             "comma-separated labels per row); in-memory ClipSets hold one label per "
-            "clip: stream it with keras_speechmix.streaming.list_files(...) or "
+            "clip: stream it with keras_speechmix.audio.streaming.list_files(...) or "
             "`speechmix train --stream`"
         )
     return _build(listing, sample_rate, on_error)
@@ -857,14 +503,14 @@ def _list_fsdd(root):
     return Listing(f"fsdd({folder})", items, digits, report)
 
 
-BUILTIN_DIGITS = Path(__file__).parent / "data" / "fsdd_digits.npz"
+BUILTIN_DIGITS = Path(__file__).parents[1] / "data" / "fsdd_digits.npz"
 
 
 def builtin_digits():
     """Real spoken digits shipped with the package: no download, no network.
 
     480 recordings from the Free Spoken Digit Dataset (Zohar Jackson et al.,
-    CC BY-SA 4.0; `keras_speechmix/data/FSDD_ATTRIBUTION.txt` and
+    CC BY-SA 4.0; `keras_speechmix/audio/data/FSDD_ATTRIBUTION.txt` and
     `FSDD_LICENSE.txt` lie beside the data): takes 0-7 of each digit by each
     of its six speakers (george, jackson, lucas, nicolas, theo, yweweler),
     mono at 8 kHz, the WAV files' 16-bit samples unchanged (scaled by
@@ -955,202 +601,3 @@ def load(spec, **kwargs):
     if path.is_dir():
         return from_folder(path, **kwargs)
     return from_csv(path, **kwargs)
-
-
-# ---------------------------------------------------------------------------
-# Splits
-
-
-def _pair(clips, test_mask, what):
-    train_mask = ~test_mask
-    if not test_mask.any() or not train_mask.any():
-        side = "test" if not test_mask.any() else "train"
-        raise ValueError(f"{what} leaves the {side} set empty")
-    return clips.subset(train_mask), clips.subset(test_mask)
-
-
-def _as_list(value):
-    if isinstance(value, (str, bytes)) or np.isscalar(value):
-        return [value]
-    return list(value)
-
-
-def split_by_fold(clips, test_folds, train_folds=None):
-    """Splits by predefined folds (e.g. ESC's cross-validation folds).
-
-    Args:
-        clips: A `ClipSet` with `folds`.
-        test_folds: A fold or folds for the test set.
-        train_folds: Folds for the training set; defaults to all others.
-
-    Returns:
-        `(train, test)` ClipSets.
-
-    Example:
-
-    >>> import numpy as np
-    >>> clips = ClipSet([np.zeros(10, "float32")] * 4, [0, 1, 0, 1], ["a", "b"],
-    ...                 8000, folds=[1, 1, 2, 2])
-    >>> [len(s) for s in split_by_fold(clips, 2)]
-    [2, 2]
-    """
-    if clips.folds is None:
-        raise ValueError("split_by_fold: this ClipSet has no folds")
-    known = sorted(set(clips.folds.tolist()))
-    test = [int(f) for f in _as_list(test_folds)]
-    train = [f for f in known if f not in test] if train_folds is None else [
-        int(f) for f in _as_list(train_folds)
-    ]
-    unknown = sorted(set(test + train) - set(known))
-    if unknown:
-        raise ValueError(f"split_by_fold: unknown fold(s) {unknown}; the folds are {known}")
-    overlap = sorted(set(test) & set(train))
-    if overlap:
-        raise ValueError(f"split_by_fold: fold(s) {overlap} are in both train and test")
-    test_mask = np.isin(clips.folds, test)
-    train_mask = np.isin(clips.folds, train)
-    if not test_mask.any() or not train_mask.any():
-        raise ValueError("split_by_fold: a split is empty")
-    return clips.subset(train_mask), clips.subset(test_mask)
-
-
-def split_by_group(clips, test_groups):
-    """Holds out whole groups (e.g. leave-speakers-out).
-
-    Args:
-        clips: A `ClipSet` with `groups`.
-        test_groups: A group name or names for the test set; every other
-            group goes to the training set.
-
-    Returns:
-        `(train, test)` ClipSets.
-
-    Example:
-
-    >>> import numpy as np
-    >>> clips = ClipSet([np.zeros(10, "float32")] * 4, [0, 1, 0, 1], ["a", "b"],
-    ...                 8000, groups=["ann", "ann", "bob", "bob"])
-    >>> [s.groups for s in split_by_group(clips, "bob")]
-    [['ann', 'ann'], ['bob', 'bob']]
-    """
-    if clips.groups is None:
-        raise ValueError("split_by_group: this ClipSet has no groups")
-    test = [str(g) for g in _as_list(test_groups)]
-    known = sorted(set(clips.groups))
-    unknown = sorted(set(test) - set(known))
-    if unknown:
-        raise ValueError(f"split_by_group: unknown group(s) {unknown}; the groups are {known}")
-    return _pair(clips, np.isin(np.array(clips.groups), test), "split_by_group")
-
-
-def fsdd_official_split(clips):
-    """FSDD's official split: recording index 0-4 test, the rest train.
-
-    Args:
-        clips: A `ClipSet` from `fsdd` (needs `meta["index"]`).
-
-    Returns:
-        `(train, test)` ClipSets (2700 / 300 clips for the full dataset).
-
-    Example:
-
-    >>> train, test = fsdd_official_split(fsdd("~/data/fsdd"))  # doctest: +SKIP
-    """
-    if "index" not in clips.meta:
-        raise ValueError(
-            "fsdd_official_split: clips have no recording index (meta['index']); "
-            "load them with datasets.fsdd"
-        )
-    return _pair(clips, clips.meta["index"] < 5, "fsdd_official_split")
-
-
-def stratified_split(clips, test_fraction=0.2, seed=0):
-    """Random split that keeps each class's share in both parts.
-
-    Each class with at least two clips contributes `round(n * test_fraction)`
-    clips (at least one) to the test set.
-
-    Args:
-        clips: A `ClipSet`.
-        test_fraction: Fraction of each class held out, in (0, 1).
-        seed: Seed for the shuffling.
-
-    Returns:
-        `(train, test)` ClipSets.
-
-    Example:
-
-    >>> import numpy as np
-    >>> clips = ClipSet([np.zeros(10, "float32")] * 10, [0] * 5 + [1] * 5,
-    ...                 ["a", "b"], 8000)
-    >>> [len(s) for s in stratified_split(clips, 0.4)]
-    [6, 4]
-    """
-    if not 0 < test_fraction < 1:
-        raise ValueError(
-            f"stratified_split: test_fraction must be in (0, 1); got {test_fraction!r}"
-        )
-    rng = np.random.default_rng(seed)
-    test_mask = np.zeros(len(clips), bool)
-    for label in np.unique(clips.labels):
-        members = np.flatnonzero(clips.labels == label)
-        if len(members) < 2:
-            continue
-        count = min(len(members) - 1, max(1, int(round(len(members) * test_fraction))))
-        test_mask[rng.choice(members, size=count, replace=False)] = True
-    return _pair(clips, test_mask, "stratified_split")
-
-
-def validation_split(clips, fraction=0.1, seed=0):
-    """Holds out a validation part of the *training* clips, group-aware.
-
-    For the learning curves and any choice made during training, so that the
-    test split is scored only once, at the end. Clips that share a group
-    (a speaker, or clips cut from one recording) land on the same side, so
-    the validation part is as independent of the rest as the test is: with
-    groups, whole groups are held out at random until each class has about
-    `fraction` of its clips held out (at least one group); without groups,
-    it is a `stratified_split`.
-
-    Args:
-        clips: The training `ClipSet`.
-        fraction: Share of the clips to hold out, in (0, 1).
-        seed: Seed for the choice.
-
-    Returns:
-        `(train, validation)` ClipSets.
-
-    Example:
-
-    >>> import numpy as np
-    >>> clips = ClipSet([np.zeros(10, "float32")] * 8, [0, 1] * 4, ["a", "b"],
-    ...                 8000, groups=["ann"] * 2 + ["bob"] * 2 + ["cy"] * 2 + ["dee"] * 2)
-    >>> train, val = validation_split(clips, 0.25)
-    >>> len(train), len(val), len(set(val.groups))
-    (6, 2, 1)
-    """
-    if not 0 < fraction < 1:
-        raise ValueError(f"validation_split: fraction must be in (0, 1); got {fraction!r}")
-    if clips.groups is None:
-        return stratified_split(clips, fraction, seed=seed)
-    groups = np.asarray(clips.groups)
-    names = sorted(set(clips.groups))
-    if len(names) < 2:
-        raise ValueError(
-            f"validation_split: the training clips come from {len(names)} group "
-            f"({names[0]!r}); holding out whole groups needs at least two")
-    classes = np.unique(clips.labels)
-    wanted = {c: max(1, round(fraction * np.sum(clips.labels == c))) for c in classes}
-    held = {c: 0 for c in classes}
-    test_mask = np.zeros(len(clips), bool)
-    for name in np.random.default_rng(seed).permutation(names):
-        members = groups == name
-        adds = {c: int(np.sum(members & (clips.labels == c))) for c in classes}
-        if any(held[c] + adds[c] > wanted[c] for c in classes if adds[c]):
-            continue
-        test_mask |= members
-        for c in classes:
-            held[c] += adds[c]
-    if not test_mask.any():  # every group is bigger than the share: take one
-        test_mask = groups == np.random.default_rng(seed).choice(names)
-    return _pair(clips, test_mask, "validation_split")

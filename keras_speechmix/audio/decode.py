@@ -39,6 +39,7 @@ __all__ = [
     "to_mono",
     "resample",
     "fix_length",
+    "sound_crop",
     "multi_crop",
     "normalize",
     "tensorflow_io",
@@ -565,6 +566,48 @@ def fix_length(wave, length, mode="random", seed=None):
     paddings = [[pad_left, pad_right]] + [[0, 0]] * (wave.shape.rank - 1)
     out = tf.pad(kept, paddings)
     return tf.ensure_shape(out, [length] + wave.shape.as_list()[1:])
+
+
+def sound_crop(wave, length, seed=None, max_quieter_db=20.0, tries=5):
+    """A random crop of `length` samples that carries sound.
+
+    Draws up to `tries` random crops (`fix_length(..., "random")`) and keeps
+    the first whose RMS level is at most `max_quieter_db` below the whole
+    clip's, else the loudest drawn. Piczak (2015) likewise drops near-silent
+    segments: a silent crop mixed with another clip would get a label for a
+    sound it does not hold.
+
+    Args:
+        wave: Tensor of shape `(samples,)` or `(samples, channels)`.
+        length: Python int, the number of samples wanted.
+        seed: An int or a shape-`[2]` int tensor, as for `fix_length`.
+        max_quieter_db: How far below the clip's level a crop may be.
+        tries: Crops drawn at most.
+
+    Returns:
+        Tensor of shape `(length,)` or `(length, channels)`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> wave = np.zeros(1000, "float32")
+    >>> wave[600:] = 0.5  # sound in the last 400 samples only
+    >>> [bool(sound_crop(wave, 200, seed=s).numpy().any()) for s in range(4)]
+    [True, True, True, True]
+    """
+    if not isinstance(tries, (int, np.integer)) or tries < 1:
+        raise ValueError(f"sound_crop: tries must be an int >= 1; got {tries!r}")
+    if not max_quieter_db >= 0:
+        raise ValueError(f"sound_crop: max_quieter_db must be >= 0; got {max_quieter_db!r}")
+    wave = tf.convert_to_tensor(wave, tf.float32)
+    seeds = tf.random.experimental.stateless_split(_seed_tensor(seed), int(tries))
+    crops = tf.stack([fix_length(wave, length, "random", seeds[i]) for i in range(int(tries))])
+    crop_axes = list(range(1, crops.shape.rank))
+    crop_rms = tf.sqrt(tf.reduce_mean(tf.square(crops), axis=crop_axes))
+    clip_rms = tf.sqrt(tf.reduce_mean(tf.square(wave)))
+    loud = crop_rms >= clip_rms * 10.0 ** (-max_quieter_db / 20.0)
+    first_loud = tf.argmax(tf.cast(loud, tf.int32))
+    return crops[tf.where(tf.reduce_any(loud), first_loud, tf.argmax(crop_rms))]
 
 
 def multi_crop(wave, length, num_crops=10):

@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from keras_speechmix import audio, datasets
+from keras_speechmix.audio import datasets
+from keras_speechmix.audio import decode as audio
 
 __all__ = ["DIGITS", "synthesize_digits", "load_default_digits", "default_cache_dir"]
 

@@ -35,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_speechmix.epochs import EpochClock
+from keras_speechmix.training.batches import batches
 
 __all__ = ["worker_count", "worker_index", "loopback_tf_configs", "strategy_from_env",
            "fit_workers"]
@@ -135,8 +136,6 @@ def _batches(train, length, batch_size, seed, mixing, mix_points, clock, count, 
     # Each worker draws its own crops and plans; folding the rank into the
     # seed keeps them apart.
     worker_seed = seed + 7919 * index
-    from keras_speechmix.experiment import batches  # experiment imports this module
-
     clips = shard.to_dataset(length, training=True, seed=worker_seed, epoch=clock.epoch)
     data = batches(clips, per_worker, len(train.class_names), worker_seed, mixing,
                    mix_points, train.sample_rate, epoch=clock.epoch, num_replicas=1)

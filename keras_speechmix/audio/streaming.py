@@ -1,7 +1,7 @@
 """Audio datasets read from disk as training goes, for sets larger than memory.
 
 `list_files` lists a dataset from the same specs as
-`keras_speechmix.datasets.load` (a folder of class folders, a CSV
+`keras_speechmix.audio.datasets.load` (a folder of class folders, a CSV
 `path,label[,fold][,group]`, `fsdd:DIR`) without decoding anything, and
 also takes multi-label CSVs (a `labels` column with several comma-separated
 labels per row, as FSD50K's). `FileSet.to_dataset` then reads, decodes,
@@ -37,7 +37,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_speechmix import audio, datasets
+from keras_speechmix.audio import datasets
+from keras_speechmix.audio import decode as audio
 from keras_speechmix.epochs import epoch_order, epoch_seeds
 
 __all__ = ["FileSet", "SkipGuard", "SkipLog", "TooManySkipsError", "list_files",
@@ -206,9 +207,9 @@ class FileSet:
         sample_rate: Every file is resampled to this rate when read.
         folds, groups: Optional fold and group (e.g. speaker) per clip.
         meta: Optional dict of extra per-clip arrays (FSDD's recording
-            `"index"`), so `keras_speechmix.datasets`' splits apply as to a
+            `"index"`), so `keras_speechmix.audio.datasets`' splits apply as to a
             `ClipSet`.
-        report: The listing's `keras_speechmix.datasets.LoadReport`
+        report: The listing's `keras_speechmix.audio.datasets.LoadReport`
             (what was found and what was left out before decoding).
         skips: The `SkipLog` every stream of this set (and its subsets)
             records its reads in.
