@@ -31,8 +31,29 @@ def _run_as_command():
 # The command must show only its own output, but TensorFlow prints its C++
 # start-up lines (oneDNN notice, CUDA plugin registration errors) while
 # loading, and the package loads it right below: quieten them first.
+def _load_backend_quietly():
+    """Imports Keras (and so its backend) with the process's stderr (fd 2)
+    pointed at /dev/null: TensorFlow 2.21 writes its C++ start-up lines
+    before absl logging reads TF_CPP_MIN_LOG_LEVEL. An import error still
+    shows: it is raised after stderr is restored."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to quieten
+        import keras  # noqa: F401
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        import keras  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
 if _run_as_command():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    _load_backend_quietly()
 
 from keras_speechmix.layer import HiddenMixup, active_plan, plan_scope  # noqa: E402
 from keras_speechmix.view import SpeechMix, mix_layers  # noqa: E402

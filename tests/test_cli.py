@@ -2,6 +2,9 @@
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -224,3 +227,14 @@ def test_train_streams_when_the_set_exceeds_the_memory_budget(tmp_path, cache, c
                  "--out", str(tmp_path / "run"), "--quiet", "--memory-budget", "0.0001"]) == 0
     assert "streaming them from disk instead" in capsys.readouterr().out
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["streamed"]
+
+
+def test_the_command_prints_no_tensorflow_start_up_lines():
+    """TensorFlow 2.21 writes C++ start-up lines (oneDNN, CUDA plugins) to
+    stderr whatever TF_CPP_MIN_LOG_LEVEL says; the command hides them."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    ran = subprocess.run([sys.executable, "-m", "keras_speechmix", "--version"], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert ran.stdout.startswith("speechmix ")
+    assert ran.stderr == "", ran.stderr[-2000:]
