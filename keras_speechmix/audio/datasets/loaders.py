@@ -346,6 +346,29 @@ def from_csv(path, root=None, sample_rate=None, on_error="skip"):
     return _build(listing, sample_rate, on_error)
 
 
+def _csv_class_names(entries, label_col, target_col):
+    """`(class names in label order, whether rows carry several labels)`."""
+    # FSD50K-style tagging sets: a `labels` column, several labels per row.
+    multi = label_col == "labels" and any("," in e["name"] for e in entries)
+    if multi:
+        for e in entries:
+            e["names"] = [n.strip() for n in e["name"].split(",") if n.strip()]
+        names = natural_order({n for e in entries for n in e["names"]})
+    else:
+        names = natural_order({e["name"] for e in entries})
+    if target_col and not multi:
+        pairs = {(e["name"], e["target"]) for e in entries}
+        by_name = {n: t for n, t in pairs}
+        targets = list(by_name.values())
+        if (
+            len(pairs) == len(names)
+            and len(set(targets)) == len(names)
+            and all(t.lstrip("-").isdigit() for t in targets)
+        ):
+            names = sorted(names, key=lambda n: int(by_name[n]))
+    return names, multi
+
+
 def _list_csv(path, root=None):
     path = Path(path).expanduser()
     if not path.is_file():
@@ -400,24 +423,7 @@ def _list_csv(path, root=None):
     if not entries:
         raise ValueError(f"from_csv: {path} lists no files")
 
-    # FSD50K-style tagging sets: a `labels` column, several labels per row.
-    multi = label_col == "labels" and any("," in e["name"] for e in entries)
-    if multi:
-        for e in entries:
-            e["names"] = [n.strip() for n in e["name"].split(",") if n.strip()]
-        names = natural_order({n for e in entries for n in e["names"]})
-    else:
-        names = natural_order({e["name"] for e in entries})
-    if target_col and not multi:
-        pairs = {(e["name"], e["target"]) for e in entries}
-        by_name = {n: t for n, t in pairs}
-        targets = list(by_name.values())
-        if (
-            len(pairs) == len(names)
-            and len(set(targets)) == len(names)
-            and all(t.lstrip("-").isdigit() for t in targets)
-        ):
-            names = sorted(names, key=lambda n: int(by_name[n]))
+    names, multi = _csv_class_names(entries, label_col, target_col)
     label_of = {n: i for i, n in enumerate(names)}
 
     report = LoadReport(found=len(entries))
