@@ -201,7 +201,8 @@ def mcnemar(correct_a, correct_b):
         raise ValueError(f"mcnemar: unpaired predictions, shapes {a.shape} and {b.shape}")
     a_only, b_only = int(np.sum(a & ~b)), int(np.sum(~a & b))
     n, k = a_only + b_only, min(a_only, b_only)
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2.0 ** n if n else 1.0
+    # Integer arithmetic: 2.0 ** n overflows a float past 1,023 discordant clips.
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n if n else 1.0
     return {"a_only": a_only, "b_only": b_only, "p": min(1.0, 2.0 * tail)}
 
 

@@ -102,6 +102,11 @@ def test_mcnemar_exact_values():
     assert "lower error, resolved" in common.verdict(0.1, 0.2, 0.01)
     with pytest.raises(ValueError, match="unpaired"):
         common.mcnemar([1, 0], [1])
+    # Thousands of discordant clips (FSDD: 3,000 test clips a seed): no float
+    # overflow, and the p of a balanced split is ~1, of a lopsided one ~0.
+    many = common.mcnemar([1] * 1500 + [0] * 1500, [0] * 1500 + [1] * 1500)
+    assert many["p"] == pytest.approx(1.0)
+    assert common.mcnemar([1] * 1400 + [0] * 1000, [0] * 1400 + [1] * 1000)["p"] < 1e-6
 
 
 def test_speed_tiny(tmp_path):
