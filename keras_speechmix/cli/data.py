@@ -17,17 +17,6 @@ def _split(clips, spec, train_folds, test_folds, seed):
     return datasets.stratified_split(clips, 0.2, seed=seed), "stratified 80/20 split"
 
 
-# The main job's task (see `run_demo`): real spoken digits shipped with the
-# package (`datasets.builtin_digits`, FSDD at 8 kHz, 6 speakers). A quarter
-# of the speakers, drawn with seed 0, are the test (yweweler), the last of
-# the others by name validates (theo), the other 4 train on all their
-# clips. A new voice is what plain training fails on and what SpeechMix
-# helps most (FSDD benchmark). To fit 3 seeds into about 5 minutes on 2
-# cores, the built-in set trains `epoch_share` of the recipe's epochs
-# (mixing keeps its doubled epochs, and a change of the recipe still
-# reaches the demo). How this was chosen: benchmarks/NOTES.md.
-
-
 def _load(spec, sample_rate, trim_silence=False, out=None):
     """Loads a dataset SPEC; prints its summary and every skipped file."""
     from keras_speechmix.audio import datasets
