@@ -254,3 +254,18 @@ def test_reading_a_stream_prints_no_autograph_warning(folder):
     finally:
         logging.getLogger("tensorflow").removeHandler(handler)
     assert not [r for r in records if "AutoGraph" in r], records
+
+
+def test_stream_sound_crops_carry_the_event(tmp_path):
+    """The same crop rule as `ClipSet.to_dataset(sound_crops=...)`."""
+    wave = np.zeros(4000)
+    wave[3000:3400] = 0.5  # a short event in a long silence
+    for i in range(30):
+        write_wav(tmp_path / "data" / ["a", "b"][i % 2] / f"{i:02d}.wav", wave)
+    files = streaming.list_files(tmp_path / "data", sample_rate=8000)
+
+    def with_sound(**kwargs):
+        data = files.to_dataset(400, training=True, seed=0, **kwargs)
+        return sum(bool(np.any(x)) for x, _ in elements(data))
+
+    assert with_sound(sound_crops=20.0) > with_sound() + 5

@@ -27,8 +27,8 @@ import importlib
 # Today's names of `keras_speechmix.audio` (the decoding module before the
 # package was split) stay importable from here.
 _DECODE = ("HAVE_TFIO", "PIN_HINT", "FORMATS", "AudioDecodeError", "decode_audio",
-           "load_audio", "to_mono", "resample", "fix_length", "sound_crop", "multi_crop",
-           "normalize",
+           "load_audio", "to_mono", "resample", "fix_length", "sound_crop",
+           "training_crop", "multi_crop", "normalize",
            "tensorflow_io")
 
 

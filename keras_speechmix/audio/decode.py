@@ -40,6 +40,7 @@ __all__ = [
     "resample",
     "fix_length",
     "sound_crop",
+    "training_crop",
     "multi_crop",
     "normalize",
     "tensorflow_io",
@@ -608,6 +609,20 @@ def sound_crop(wave, length, seed=None, max_quieter_db=20.0, tries=5):
     loud = crop_rms >= clip_rms * 10.0 ** (-max_quieter_db / 20.0)
     first_loud = tf.argmax(tf.cast(loud, tf.int32))
     return crops[tf.where(tf.reduce_any(loud), first_loud, tf.argmax(crop_rms))]
+
+
+def training_crop(wave, length, seed, sound_crops=None):
+    """A training crop: `fix_length(..., "random")`, or with `sound_crops`
+    (a level in dB) `sound_crop(..., max_quieter_db=sound_crops)`.
+
+    Example:
+
+    >>> training_crop([1.0, 2.0, 3.0], 2, seed=0).shape
+    TensorShape([2])
+    """
+    if sound_crops is None:
+        return fix_length(wave, length, "random", seed)
+    return sound_crop(wave, length, seed, max_quieter_db=sound_crops)
 
 
 def multi_crop(wave, length, num_crops=10):

@@ -475,14 +475,15 @@ class FileSet:
         return data.filter(_was_read).map(_without_flag)
 
     def to_dataset(self, length, training=False, seed=None,
-                   num_parallel_calls=tf.data.AUTOTUNE, epoch=None):
+                   num_parallel_calls=tf.data.AUTOTUNE, epoch=None, sound_crops=None):
         """`(waveform, label)` pairs of `length` samples, read as they are needed.
 
         The same elements as `ClipSet.to_dataset`: a seeded random crop (or
         random placement in silence) when `training`, a centred one
         otherwise. Files that fail are skipped and recorded in `skips`.
         `epoch` (a `tf.Variable`, see `keras_speechmix.epochs`) makes order
-        and crops a function of `(seed, epoch)`, for exact resumption.
+        and crops a function of `(seed, epoch)`, for exact resumption;
+        `sound_crops` redraws quiet training crops, as for `ClipSet`.
 
         Example:
 
@@ -502,7 +503,7 @@ class FileSet:
             seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(
                 2, drop_remainder=True)
         return tf.data.Dataset.zip((data, seeds)).map(
-            lambda pair, s: (audio.fix_length(pair[0], length, "random", s), pair[1]),
+            lambda pair, s: (audio.training_crop(pair[0], length, s, sound_crops), pair[1]),
             num_parallel_calls=num_parallel_calls, deterministic=True)
 
 

@@ -34,9 +34,8 @@ def training_batches(model, train, length, batch_size, seed, mixing=None, epoch=
     >>> # trainer, batches = training_batches(model, train, 16000, 32, 0, {"alpha": 1.0})
     """
     num_classes = len(train.class_names)
-    # Only in-memory clips know their level before a crop is read.
-    crops = {} if sound_crops is None else {"sound_crops": sound_crops}
-    clips = train.to_dataset(length, training=True, seed=seed, epoch=epoch, **crops)
+    clips = train.to_dataset(length, training=True, seed=seed, epoch=epoch,
+                             sound_crops=sound_crops)
     if not _streamed(train) and epoch is None:
         # A stream (and an epoch-clocked set) orders its clips itself; a
         # buffer of every decoded clip would defeat reading as it goes.

@@ -328,8 +328,8 @@ def train_clips(train, test=None, mix="speechmix", epochs=None, seed=0,
             too; no validation curve then).
         sound_crops: `None` (the recipe) for plain random training crops, or
             a level in dB: a crop more than this far below its clip's level
-            is redrawn (`keras_speechmix.audio.sound_crop`; in-memory clips,
-            one machine).
+            is redrawn (`keras_speechmix.audio.sound_crop`; not with the
+            worker loop).
 
     Returns:
         `(model, result)`: the plain trained model and a dict with
@@ -365,9 +365,9 @@ def train_clips(train, test=None, mix="speechmix", epochs=None, seed=0,
         net = build_model(mix, num_classes, train.sample_rate, length, name)
         optimizer = network["optimizer"](learning_rate or network["learning_rate"],
                                          epochs * steps)
-    if sound_crops is not None and (strategy is not None or _streamed(train)):
-        raise ValueError("sound_crops needs in-memory clips (a ClipSet) trained on one "
-                         "machine without save_every")
+    if sound_crops is not None and strategy is not None:
+        raise ValueError("sound_crops is not supported by the worker loop (several "
+                         "workers, or backup_dir with save_every)")
     callbacks = _run_callbacks(train, batch_size, max_skipped, callbacks)
     if mixing is not None:
         mixing = _mixing_arguments(mixing, alpha, mix_off, epochs, callbacks)

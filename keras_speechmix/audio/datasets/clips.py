@@ -315,14 +315,9 @@ class ClipSet:
                 2, drop_remainder=True
             )
         if training:
-            def crop(wave, s):
-                if sound_crops is None:
-                    return audio.fix_length(wave, length, "random", s)
-                return audio.sound_crop(wave, length, s, max_quieter_db=sound_crops)
-
             ds = tf.data.Dataset.zip((ds, seeds))
             return ds.map(
-                lambda pair, s: (crop(pair[0], s), pair[1]),
+                lambda pair, s: (audio.training_crop(pair[0], length, s, sound_crops), pair[1]),
                 num_parallel_calls=tf.data.AUTOTUNE,
                 deterministic=True,
             )
