@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["load_model", "model_info", "predict_clips", "save_model"]
+__all__ = ["clip_windows", "load_model", "model_info", "predict_clips", "save_model"]
 
 _KEY = "keras_speechmix"
 
@@ -179,15 +179,35 @@ def predict_clips(model, clips, length=None, crops=10, batch_size=64):
     (2, 3)
     """
     length = int(length or model.input_shape[1])
+    windows, owner = clip_windows(clips, length, crops, caller="predict_clips")
+    probabilities = model.predict(windows, batch_size=batch_size, verbose=0)
+    return np.stack([probabilities[owner == k].mean(axis=0) for k in range(len(clips))])
+
+
+def clip_windows(clips, length, crops=10, caller="clip_windows"):
+    """The windows `predict_clips` scores: `(windows, owner)`.
+
+    `windows` is `(total, length)` float32, `owner[i]` the clip window `i`
+    comes from: a clip no longer than `length` is zero-padded to one window,
+    a longer one gives `crops` evenly spaced windows. Calibration fits its
+    temperature on these windows, the model's own unit of input.
+
+    Example:
+
+    >>> import numpy as np
+    >>> windows, owner = clip_windows([np.ones(40), np.ones(1000)], 100, crops=3)
+    >>> windows.shape, owner.tolist()
+    ((4, 100), [0, 1, 1, 1])
+    """
     if not isinstance(crops, (int, np.integer)) or crops < 1:
-        raise ValueError(f"predict_clips: crops must be a positive int; got {crops!r}")
+        raise ValueError(f"{caller}: crops must be a positive int; got {crops!r}")
     if not len(clips):
-        raise ValueError("predict_clips: no clips given")
+        raise ValueError(f"{caller}: no clips given")
     windows, owner = [], []
     for number, wave in enumerate(clips):
         wave = np.asarray(wave, np.float32)
         if wave.ndim != 1:
-            raise ValueError(f"predict_clips: clip {number} has shape {wave.shape}; "
+            raise ValueError(f"{caller}: clip {number} has shape {wave.shape}; "
                              "expected a mono waveform (samples,)")
         if len(wave) <= length:
             pieces = np.pad(wave, (0, length - len(wave)))[None]
@@ -196,6 +216,4 @@ def predict_clips(model, clips, length=None, crops=10, batch_size=64):
             pieces = np.lib.stride_tricks.sliding_window_view(wave, length)[starts]
         windows.append(pieces)
         owner.extend([number] * len(pieces))
-    probabilities = model.predict(np.concatenate(windows), batch_size=batch_size, verbose=0)
-    owner = np.asarray(owner)
-    return np.stack([probabilities[owner == k].mean(axis=0) for k in range(len(clips))])
+    return np.concatenate(windows), np.asarray(owner)
