@@ -170,6 +170,10 @@ def predict_clips(model, clips, length=None, crops=10, batch_size=64):
     Returns:
         `(len(clips), classes)` float array.
 
+    Raises:
+        ValueError: a clip is not 1-D, is empty, or holds NaN or infinite
+            samples (the message gives its index).
+
     Example:
 
     >>> import keras, numpy as np
@@ -177,6 +181,10 @@ def predict_clips(model, clips, length=None, crops=10, batch_size=64):
     ...                           keras.layers.Softmax()])
     >>> predict_clips(model, [np.zeros(40), np.zeros(1000)]).shape
     (2, 3)
+    >>> predict_clips(model, [np.zeros(40), np.zeros(0)])
+    Traceback (most recent call last):
+    ...
+    ValueError: predict_clips: clip 1 is empty (0 samples): there is no audio to score
     """
     length = int(length or model.input_shape[1])
     windows, owner = clip_windows(clips, length, crops, caller="predict_clips")
@@ -209,6 +217,15 @@ def clip_windows(clips, length, crops=10, caller="clip_windows"):
         if wave.ndim != 1:
             raise ValueError(f"{caller}: clip {number} has shape {wave.shape}; "
                              "expected a mono waveform (samples,)")
+        # Zero padding would turn either into a confident answer about nothing.
+        if not wave.size:
+            raise ValueError(f"{caller}: clip {number} is empty (0 samples): "
+                             "there is no audio to score")
+        bad = wave.size - np.count_nonzero(np.isfinite(wave))
+        if bad:
+            raise ValueError(f"{caller}: clip {number} has {bad} NaN or infinite "
+                             f"sample{'s' if bad > 1 else ''} of {wave.size}: the "
+                             "network's output would be meaningless")
         if len(wave) <= length:
             pieces = np.pad(wave, (0, length - len(wave)))[None]
         else:
@@ -217,3 +234,41 @@ def clip_windows(clips, length, crops=10, caller="clip_windows"):
         windows.append(pieces)
         owner.extend([number] * len(pieces))
     return np.concatenate(windows), np.asarray(owner)
+
+
+def feature_sample_rate(model):
+    """The sample rate a model's feature layer was built for, or `None`.
+
+    Looks through the model's layers, nested models and layers included, for
+    this package's `LogMelSpectrogram` (`sample_rate`) or Keras'
+    `MelSpectrogram` (`sampling_rate`): a model saved from Python without
+    `save_model`'s metadata still says through them what rate it takes.
+
+    Raises:
+        ValueError: the model holds feature layers built for different rates.
+
+    Example:
+
+    >>> import keras
+    >>> model = keras.Sequential([keras.Input((8000,)),
+    ...                           keras.layers.MelSpectrogram(sampling_rate=8000)])
+    >>> feature_sample_rate(model)
+    8000
+    """
+    import keras
+
+    from keras_speechmix.audio.features import LogMelSpectrogram
+
+    rates = {}
+    # `_flatten_layers` reaches layers held by custom layers too, which
+    # `.layers` does not (a LogMelSpectrogram inside a user's own front end).
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, LogMelSpectrogram):
+            rates.setdefault(int(layer.sample_rate), layer.name)
+        elif isinstance(layer, keras.layers.MelSpectrogram):
+            rates.setdefault(int(layer.sampling_rate), layer.name)
+    if len(rates) > 1:
+        found = ", ".join(f"'{name}' {rate} Hz" for rate, name in rates.items())
+        raise ValueError(f"model '{model.name}' holds feature layers built for different "
+                         f"sample rates ({found})")
+    return next(iter(rates), None)
