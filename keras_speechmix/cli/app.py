@@ -1,4 +1,4 @@
-"""The `speechmix` command: `demo`, `train` and `evaluate`.
+"""The `speechmix` command: `demo`, `train`, `evaluate` and `predict`.
 
 Example:
 
@@ -14,8 +14,9 @@ import sys
 import warnings
 
 from keras_speechmix.cli.demo import run_demo
-from keras_speechmix.cli.evaluate import run_evaluate, run_predict
+from keras_speechmix.cli.evaluate import run_evaluate
 from keras_speechmix.cli.options import _parser
+from keras_speechmix.cli.predict import NotAllScored, run_predict
 from keras_speechmix.cli.report import _QuietSkipWarning
 from keras_speechmix.cli.train import run_train
 
@@ -58,6 +59,9 @@ def main(argv=None):
             # says so with this warning, which is expected here.
             warnings.filterwarnings("ignore", message="Your input ran out of data")
             runner(args)
+    except NotAllScored as error:  # a partial answer, already printed
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
     except (ValueError, OSError, RuntimeError) as error:
         # One exit status for every error the command explains, as argparse's.
         print(f"error: {error}", file=sys.stderr)

@@ -1,37 +1,48 @@
-"""`speechmix evaluate` and `speechmix predict`: a saved model on files."""
+"""`speechmix evaluate`: a saved model scored on a data set."""
 
 import json
-import sys
 
 from keras_speechmix.cli.data import _check_folds
 from keras_speechmix.cli.report import _percent, _plural, _report_load, _report_skipped
 
 
-def _model_rate(model):
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        rate = getattr(layer, "sample_rate", None)
-        if isinstance(rate, int):
-            return rate
-    return None
-
-
 def _model_and_rate(path, sample_rate=None):
-    """`(model, info, rate)` of a saved model; refuses a --sample-rate that is
-    not the model's."""
+    """`(model, info, rate)` of a saved model. The rate is the one saved in
+    the file, else its feature layer's, else `sample_rate` (--sample-rate);
+    a --sample-rate that is not the model's is refused."""
     from keras_speechmix.models import saved
 
     info = saved.model_info(path)  # names what is wrong with the path
-    saved_rate = info.get("sample_rate")
-    if saved_rate and sample_rate and sample_rate != saved_rate:
-        raise ValueError(
-            f"--sample-rate {sample_rate}: the model takes audio at {saved_rate} Hz "
-            "(files are resampled to it; leave --sample-rate out)")
     model = saved.load_model(path)
-    rate = saved_rate or sample_rate or _model_rate(model)
+    known = info.get("sample_rate") or saved.feature_sample_rate(model)
+    if known and sample_rate and sample_rate != known:
+        where = ("recorded in the file" if info.get("sample_rate")
+                 else "its feature layer's rate")
+        raise ValueError(
+            f"--sample-rate {sample_rate}: the model takes audio at {known} Hz ({where}; "
+            "files are resampled to it): leave --sample-rate out")
+    rate = known or sample_rate
     if rate is None:
-        raise ValueError(f"{path} records no sample rate and has no feature layer "
-                         "with one: pass --sample-rate")
+        raise ValueError(
+            f"{path} records no sample rate and has no feature layer that gives one "
+            "(LogMelSpectrogram, keras.layers.MelSpectrogram): pass --sample-rate HZ, "
+            "the rate it was trained at")
     return model, info, rate
+
+
+def _short_clips(paths, waves, length, rate):
+    """Notes on clips under half the model's input: scored mostly on padding."""
+    short = [(path, len(wave)) for path, wave in zip(paths, waves) if 2 * len(wave) < length]
+    if not short:
+        return []
+    shown = ", ".join(f"{path} ({_seconds(n, rate)})" for path, n in short[:5])
+    more = f" and {len(short) - 5} more" if len(short) > 5 else ""
+    return [f"{_plural(len(short), 'clip')} shorter than half the model's input "
+            f"({_seconds(length, rate)}), scored mostly on zero padding: {shown}{more}"]
+
+
+def _seconds(samples, rate):
+    return f"{samples} samples = {samples / rate:.3g} s"
 
 
 def _class_map(data, data_names, model_names, num_outputs):
@@ -40,8 +51,8 @@ def _class_map(data, data_names, model_names, num_outputs):
 
     if not model_names:  # a model saved without its class names
         if len(data_names) != num_outputs:
-            raise ValueError(f"the model predicts {num_outputs} classes but {data} has "
-                             f"{len(data_names)}")
+            raise ValueError(f"the model records no class names and predicts "
+                             f"{num_outputs} classes, but {data} has {len(data_names)}")
         return np.arange(num_outputs), list(data_names)
     unknown = [name for name in data_names if name not in model_names]
     if unknown:
@@ -65,10 +76,16 @@ def run_evaluate(args):
     _check_folds(files, args.data, args.folds, option="--folds")
     to_model, names = _class_map(args.data, files.class_names, info.get("class_names"),
                                  model.output_shape[-1])
+    notes = []
+    if not info.get("class_names"):
+        notes.append("The model records no class names: the data set's classes are "
+                     "matched to its outputs by position (" + ", ".join(
+                         f"output {k} = {name}" for k, name in enumerate(names)) + ")")
     if args.stream:
         clips = files
     else:
-        clips = datasets.load(args.data, sample_rate=rate)
+        # Scoring a set of one class is legitimate (training on one is not).
+        clips = datasets.load(args.data, sample_rate=rate, min_classes=1)
     trim = info.get("trim_silence", False) if args.trim_silence is None else args.trim_silence
     if trim:
         clips = clips.trim_silence()
@@ -78,6 +95,7 @@ def run_evaluate(args):
         probabilities, labels = streaming.predict_files(model, clips, length)
         skipped = {**dict(files.report.skipped), **clips.skips.skipped}
     else:
+        notes += _short_clips(clips.paths, clips.waveforms, length, rate)
         probabilities = predict_clips(model, clips.waveforms, length)
         labels = clips.labels
         skipped = dict(clips.report.skipped)
@@ -88,15 +106,17 @@ def run_evaluate(args):
     result = {"accuracy": float(np.mean(predicted == labels)),
               "error": float(np.mean(predicted != labels)),
               "num_clips": len(labels), "class_names": names,
-              "confusion": confusion.tolist(),
+              "confusion": confusion.tolist(), "notes": notes,
               "skipped_files": {path: datasets.skip_reason(path, reason)
                                 for path, reason in sorted(skipped.items())}}
     if args.json:
         print(json.dumps(result))
         return result
-    if list(files.class_names) != names[:len(files.class_names)]:
+    if info.get("class_names") and list(files.class_names) != names[:len(files.class_names)]:
         print(f"Classes matched to the model's by name ({args.data} lists them in "
               "another order or has fewer)")
+    for note in notes:
+        print(f"Note: {note}")
     _report_load(files.report if args.stream else clips.report, None)
     if args.stream:
         _report_skipped(f"Skipped {_plural(len(clips.skips.skipped), 'unreadable file')}:",
@@ -106,37 +126,4 @@ def run_evaluate(args):
     print("Confusion (rows: true class, columns: predicted, in this order):")
     for name, row in zip(names, confusion):
         print(f"{name:>{width}} " + " ".join(f"{v:4d}" for v in row))
-    return result
-
-
-def run_predict(args):
-    """`speechmix predict`: the most likely classes of each file."""
-    from keras_speechmix import audio
-    from keras_speechmix.models.saved import predict_clips
-
-    model, info, rate = _model_and_rate(args.model)
-    names = info.get("class_names") or [str(k) for k in range(model.output_shape[-1])]
-    waves, paths, failed = [], [], {}
-    for path in args.files:
-        try:
-            waves.append(audio.load_audio(path, rate)[0])
-            paths.append(path)
-        except (audio.AudioDecodeError, OSError) as error:
-            failed[path] = str(error).removeprefix(f"{path}: ")
-    result = {"predictions": {}, "skipped_files": failed}
-    if waves:
-        probabilities = predict_clips(model, waves, info.get("input_length")
-                                      or model.input_shape[1])
-        for path, row in zip(paths, probabilities):
-            best = row.argsort()[::-1][:args.top]
-            result["predictions"][path] = [[names[k], float(row[k])] for k in best]
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for path, best in result["predictions"].items():
-            print(f"{path}: " + ", ".join(f"{name} ({100 * p:.1f} %)" for name, p in best))
-        for path, reason in failed.items():
-            print(f"{path}: not scored: {reason}", file=sys.stderr)
-    if not waves:
-        raise ValueError(f"none of the {_plural(len(args.files), 'file')} could be read")
     return result

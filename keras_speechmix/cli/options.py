@@ -43,6 +43,27 @@ def _whole(minimum):
     return parse
 
 
+# The lowest rate the reference networks can use: below about 3 kHz some of
+# the log-mel networks' 64 mel bands (20 Hz to half the rate) get no FFT bin
+# and carry nothing; 4 kHz (speech up to 2 kHz) leaves every band filled.
+# The highest is the highest rate audio files commonly have.
+MIN_RATE, MAX_RATE = 4000, 384000
+
+
+def _rate(text):
+    """An argparse type: a sample rate in Hz the networks can use."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not MIN_RATE <= value <= MAX_RATE:
+        raise argparse.ArgumentTypeError(
+            f"must be a sample rate in Hz from {MIN_RATE} to {MAX_RATE} (below "
+            f"{MIN_RATE} Hz some of the log-mel networks' mel bands get no FFT bin "
+            f"and carry nothing); received {text!r}")
+    return value
+
+
 def _positive(text):
     """An argparse type: a finite number > 0."""
     try:
@@ -171,8 +192,9 @@ def _add_train_input(train):
     """`train`'s options on reading the data, backups and output."""
     from keras_speechmix.training.experiment import NETWORKS, RECIPE
 
-    train.add_argument("--sample-rate", type=_whole(1), default=None, metavar="HZ",
-                       help="resample every file to this rate (default: the network's, "
+    train.add_argument("--sample-rate", type=_rate, default=None, metavar="HZ",
+                       help=f"resample every file to this rate, {MIN_RATE} to {MAX_RATE} "
+                            "(default: the network's, "
                             + ", ".join(f"{name} {network['sample_rate']}"
                                         for name, network in NETWORKS.items()) + ")")
     train.add_argument("--clip-seconds", type=_positive, default=None, metavar="SECONDS",
@@ -221,6 +243,12 @@ def _add_train_input(train):
                        help="no progress lines during training")
 
 
+_MODEL_RATE_HELP = ("only for a model that records no rate and has no feature layer "
+                    "that gives one (LogMelSpectrogram, keras.layers.MelSpectrogram): "
+                    "the rate it takes (default: the rate saved in the model, else "
+                    "its feature layer's)")
+
+
 def _add_evaluate(commands):
     evaluate = commands.add_parser(
         "evaluate", help="accuracy and confusion of a saved model on a data set",
@@ -233,9 +261,8 @@ def _add_evaluate(commands):
     evaluate.add_argument("--folds", type=_folds, default=None, metavar="LIST",
                           help="comma-separated folds to score, e.g. 3 (default: "
                                "every clip)")
-    evaluate.add_argument("--sample-rate", type=_whole(1), default=None, metavar="HZ",
-                          help="only for models saved without their rate: the rate "
-                               "they take (default: the rate saved in the model)")
+    evaluate.add_argument("--sample-rate", type=_rate, default=None, metavar="HZ",
+                          help=_MODEL_RATE_HELP)
     evaluate.add_argument("--trim-silence", action=argparse.BooleanOptionalAction,
                           default=None,
                           help="cut leading/trailing digital silence (default: as the "
@@ -251,12 +278,19 @@ def _add_predict(commands):
         description="Print the most likely classes of each audio file, by a model "
                     "saved by `speechmix train` (files are resampled to the model's "
                     "rate; files longer than its input are scored on evenly spaced "
-                    "windows).")
+                    "windows), in the order given. Exit status: 0 when every file "
+                    "was scored, 1 when some could not be read (those are listed "
+                    "on stderr, the others scored), 2 when none could be or on "
+                    "any other error.")
     predict.add_argument("model", help="a .keras file written by `speechmix train`")
     predict.add_argument("files", nargs="+", metavar="FILE", help="audio files")
     predict.add_argument("--top", type=_whole(1), default=1,
                          help="classes to print per file (default %(default)s)")
-    predict.add_argument("--json", action="store_true", help="print JSON only")
+    predict.add_argument("--sample-rate", type=_rate, default=None, metavar="HZ",
+                         help=_MODEL_RATE_HELP)
+    predict.add_argument("--json", action="store_true",
+                         help="print JSON only: 'predictions' and 'skipped_files', each "
+                              "in the order the files were given")
 
 
 def _default_budget_gb():

@@ -122,11 +122,16 @@ class Listing:
     multi_label: bool = False
 
 
-def _build(listing, sample_rate, on_error):
+def _check_min_classes(min_classes):
+    if min_classes not in (1, 2):
+        raise ValueError(f"min_classes must be 1 or 2; got {min_classes!r}")
+
+
+def _build(listing, sample_rate, on_error, min_classes=2):
     """Decodes a `Listing` into a `ClipSet`.
 
-    Raises for an empty result or a single class, warns once when files were
-    skipped.
+    Raises for an empty result or fewer than `min_classes` classes, warns
+    once when files were skipped.
     """
     source, items, class_names, report, hint = (
         listing.source, listing.items, listing.class_names, listing.report, listing.hint)
@@ -153,7 +158,7 @@ def _build(listing, sample_rate, on_error):
     waves = _resample_all(results, rate)
     items = [items[i] for i in keep]
     used_labels = sorted({it["label"] for it in items})
-    if len(used_labels) < 2:
+    if len(used_labels) < min_classes:
         raise ValueError(
             f"{source}: only one class ({class_names[used_labels[0]]!r}) has usable "
             f"audio; a classifier needs at least two{hint}"
@@ -210,7 +215,8 @@ def _normalise_extensions(extensions):
     return tuple("." + e.lower().lstrip(".") for e in extensions)
 
 
-def from_folder(root, sample_rate=None, on_error="skip", extensions=AUDIO_EXTENSIONS):
+def from_folder(root, sample_rate=None, on_error="skip", extensions=AUDIO_EXTENSIONS,
+                min_classes=2):
     """Loads a folder with one subfolder of audio files per class.
 
     Class names are the subfolder names in `natural_order` (number words in
@@ -226,6 +232,9 @@ def from_folder(root, sample_rate=None, on_error="skip", extensions=AUDIO_EXTENS
         on_error: `"skip"` (record and go on) or `"raise"` for files that
             cannot be decoded.
         extensions: File extensions treated as audio.
+        min_classes: Classes with usable audio the set must have: 2 for
+            training a classifier (the default), 1 to score a model on a
+            set of one class (as `speechmix evaluate` does).
 
     Returns:
         A `ClipSet` (no folds, no groups).
@@ -244,7 +253,8 @@ def from_folder(root, sample_rate=None, on_error="skip", extensions=AUDIO_EXTENS
     (['cat', 'dog'], 8000)
     """
     _check_on_error(on_error)
-    return _build(_list_folder(root, extensions), sample_rate, on_error)
+    _check_min_classes(min_classes)
+    return _build(_list_folder(root, extensions), sample_rate, on_error, min_classes)
 
 
 def _list_folder(root, extensions=AUDIO_EXTENSIONS):
@@ -296,7 +306,7 @@ def _pick(columns, candidates):
     return None
 
 
-def from_csv(path, root=None, sample_rate=None, on_error="skip"):
+def from_csv(path, root=None, sample_rate=None, on_error="skip", min_classes=2):
     """Loads the clips listed in a CSV file.
 
     Columns (header row required, case-insensitive): `path` (also `filename`
@@ -317,6 +327,7 @@ def from_csv(path, root=None, sample_rate=None, on_error="skip"):
         sample_rate: Rate to resample every clip to; `None` keeps the files'
             rate, which must then be the same for all of them.
         on_error: `"skip"` or `"raise"` for files that cannot be decoded.
+        min_classes: 2 (default) or 1, as for `from_folder`.
 
     Returns:
         A `ClipSet` with folds and groups when the CSV has those columns.
@@ -343,7 +354,8 @@ def from_csv(path, root=None, sample_rate=None, on_error="skip"):
             "clip: stream it with keras_speechmix.audio.streaming.list_files(...) or "
             "`speechmix train --stream`"
         )
-    return _build(listing, sample_rate, on_error)
+    _check_min_classes(min_classes)
+    return _build(listing, sample_rate, on_error, min_classes)
 
 
 def _csv_class_names(entries, label_col, target_col):
@@ -452,7 +464,7 @@ def _fsdd_recordings(root):
     raise NotADirectoryError(f"fsdd: {root} is not a folder")
 
 
-def fsdd(root, sample_rate=None, on_error="skip"):
+def fsdd(root, sample_rate=None, on_error="skip", min_classes=2):
     """Loads the Free Spoken Digit Dataset (or any folder named like it).
 
     Files are `{digit}_{speaker}_{index}.wav`. Class names are the digits
@@ -464,6 +476,7 @@ def fsdd(root, sample_rate=None, on_error="skip"):
         root: The folder holding `recordings/`, or the recordings folder.
         sample_rate: Rate to resample to (`None` keeps 8 kHz).
         on_error: `"skip"` or `"raise"` for files that cannot be decoded.
+        min_classes: 2 (default) or 1, as for `from_folder`.
 
     Returns:
         A `ClipSet` with groups (speakers) and `meta["index"]`.
@@ -474,7 +487,8 @@ def fsdd(root, sample_rate=None, on_error="skip"):
     >>> train, test = fsdd_official_split(clips)  # doctest: +SKIP
     """
     _check_on_error(on_error)
-    return _build(_list_fsdd(root), sample_rate, on_error)
+    _check_min_classes(min_classes)
+    return _build(_list_fsdd(root), sample_rate, on_error, min_classes)
 
 
 def _list_fsdd(root):
@@ -585,7 +599,8 @@ def load(spec, **kwargs):
     Args:
         spec: A folder of class subfolders (`from_folder`), a `.csv` file
             (`from_csv`), or `"fsdd:DIR"` (`fsdd`).
-        **kwargs: Passed to the loader (`sample_rate`, `on_error`, ...).
+        **kwargs: Passed to the loader (`sample_rate`, `on_error`,
+            `min_classes`, ...).
 
     Returns:
         A `ClipSet`.
@@ -593,7 +608,7 @@ def load(spec, **kwargs):
     Raises:
         FileNotFoundError: the path does not exist.
         ValueError: the spec is neither a folder nor a CSV file, or the data
-            has no usable file or only one class.
+            has no usable file or fewer than `min_classes` classes.
 
     Example:
 
