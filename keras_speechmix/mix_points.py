@@ -13,7 +13,7 @@ import re
 import keras
 from keras.src.models.functional import Functional  # what clone_model dispatches on
 
-from keras_speechmix.layer import HiddenMixup
+from keras_speechmix.layer import HiddenMixup, _split_inputs
 
 __all__ = ["add_mix_points"]
 
@@ -382,6 +382,11 @@ def add_mix_points(model, after="auto", input=False, share_weights=True,
     instead (`keras.models.clone_model` with the weights copied), leaving
     `model` as it is.
 
+    `model` keeps its graph, with no mixing point: fitting (or evaluating)
+    it on `partner_batches` by mistake, instead of the view, raises an error
+    that points to the view (its `train_step` and `test_step` refuse
+    `(x, plan)` batches; other data passes through unchanged).
+
     `after="auto"` finds the outputs of the model's stages from its
     structure (as ManifoldMixupV2 does from PyTorch's module tree):
 
@@ -478,6 +483,7 @@ def add_mix_points(model, after="auto", input=False, share_weights=True,
     if share_weights not in (True, False):
         raise ValueError(
             f"`share_weights` must be True or False; received {share_weights!r}.")
+    original = model
     if not share_weights:
         copy = keras.models.clone_model(model)
         for target, source in zip(copy.weights, model.weights, strict=True):
@@ -492,4 +498,52 @@ def add_mix_points(model, after="auto", input=False, share_weights=True,
     mixers = {id(layer): HiddenMixup(name=f"mix_after_{layer.name}", **mixup_kwargs)
               for layer in chosen}
     input_mixer = HiddenMixup(name="mix_input", **mixup_kwargs) if input else None
-    return _rebuild(model, mixers, input_mixer)
+    mixing = _rebuild(model, mixers, input_mixer)
+    _refuse_partner_batches(original)
+    return mixing
+
+
+def _refuse_partner_batches(model):
+    """Makes `model.fit` / `model.evaluate` on SpeechMix batches raise.
+
+    `model` has no HiddenMixup, so no layer of this package runs in its
+    forward pass, and Keras feeds a Sequential model only `x` of
+    `(x, plan)` (with a structure warning): it would fit the mixed targets
+    with unmixed activations. Its `train_step` / `test_step` are the one
+    place every backend hands it the whole batch, so they are wrapped on
+    this instance (Keras itself is not patched) to check the batch's
+    structure (once per trace on TensorFlow and JAX); any other batch passes
+    through unchanged.
+    """
+    for name in ("train_step", "test_step"):
+        step = getattr(model, name)
+        if getattr(step, "_refuses_partner_batches", False):
+            continue
+
+        def checked(*args, _step=step, _name=name, **kwargs):
+            data = args[-1] if args else kwargs.get("data")
+            if isinstance(data, (tuple, list)) and data:
+                x = keras.utils.unpack_x_y_sample_weight(tuple(data))[0]
+                if _split_inputs(x)[1] is not None:
+                    raise ValueError(_plain_fit_error(model, _name))
+            return _step(*args, **kwargs)
+
+        checked._refuses_partner_batches = True
+        setattr(model, name, checked)
+    # Functions traced before (an earlier fit) would still call the old steps.
+    for name in ("train_function", "test_function"):
+        if getattr(model, name, None) is not None:
+            setattr(model, name, None)
+
+
+def _plain_fit_error(model, step):
+    use = "fit" if step == "train_step" else "evaluate"
+    return (
+        f"Model '{model.name}' was given a SpeechMix batch `(x, plan)` in `{use}`, "
+        "but it has no HiddenMixup: it would fit mixed labels with unmixed "
+        "activations. Train the model add_mix_points(model) returned (it shares "
+        "this model's layers unless share_weights=False) through its view, which "
+        "hands the plan over: `mixing = keras_speechmix.add_mix_points(model)`, "
+        "`view = keras_speechmix.SpeechMix(mixing)`, then `view.fit(batches)`"
+        + ("" if use == "fit" else "; evaluate this model on plain `(x, y)` data")
+        + ".")

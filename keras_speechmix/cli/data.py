@@ -1,7 +1,9 @@
 """Data for a command: loading, splits, folds and the output folder, checked early."""
 
+import tempfile
+from pathlib import Path
 
-from keras_speechmix.cli.report import _report_load
+from keras_speechmix.cli.report import _plural, _report_load
 
 
 def _split(clips, spec, train_folds, test_folds, seed):
@@ -37,6 +39,64 @@ def _check_out(out, overwrite):
     if (out / "model.keras").exists() and not overwrite:
         raise ValueError(f"--out {out} already holds a model (model.keras): pass "
                          "--overwrite to replace it, or choose another folder")
+    above = next(folder for folder in (out, *out.parents) if folder.exists())
+    if not above.is_dir():
+        raise ValueError(f"--out {out}: {above} is a file, so no folder can be made "
+                         "inside it; give a folder path")
+
+
+def _make_out(out):
+    """Makes --out and writes a probe file in it: an unwritable place is found
+    before the files are decoded, not when the results are saved."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as error:
+        raise ValueError(f"--out {out}: cannot write there ({error.strerror or error}); "
+                         "choose a folder you can write to") from None
+
+
+def _untrained(labels, names):
+    """The names of the classes no label in `labels` is."""
+    import numpy as np
+
+    present = set(np.asarray(labels).tolist())
+    return [name for k, name in enumerate(names) if k not in present]
+
+
+def _check_fold_classes(files, data, test_folds, train_folds=None):
+    """Refuses folds that leave a class without training clips, before decoding:
+    the model would get an output it never trained on."""
+    import numpy as np
+
+    if not test_folds or files.multi_label:
+        return
+    training = (np.isin(files.folds, train_folds) if train_folds
+                else ~np.isin(files.folds, test_folds))
+    missing = _untrained(files.labels[training], files.class_names)
+    if missing:
+        where = "; ".join(
+            f"{name} in fold {', '.join(map(str, sorted(set(files.folds[files.labels == k].tolist()))))}"
+            for k, name in enumerate(files.class_names) if name in missing)
+        used = sorted(set(files.folds[training].tolist()))
+        raise ValueError(
+            f"{_plural(len(missing), 'class')} of {data} ha{'s' if len(missing) == 1 else 've'} "
+            f"no clip in the training folds ({', '.join(map(str, used))}): {where}. A "
+            "model cannot learn a class it never sees: change --train-folds/--test-folds "
+            "or leave the class out of the data")
+
+
+def _check_trained_classes(train, names, after):
+    """Refuses a training set that lacks a class (`after`: what removed it)."""
+    if getattr(train, "multi_label", False):
+        return
+    missing = _untrained(train.labels, names)
+    if missing:
+        raise ValueError(
+            f"{_plural(len(missing), 'class')} ha{'s' if len(missing) == 1 else 've'} no "
+            f"training clip {after}: {', '.join(missing)}. A model cannot learn a class "
+            "it never sees")
 
 
 def _check_folds(files, data, test_folds, train_folds=None, option="--test-folds"):

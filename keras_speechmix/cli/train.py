@@ -5,7 +5,9 @@ import json
 import time
 from pathlib import Path
 
-from keras_speechmix.cli.data import _check_folds, _check_out, _load, _split
+from keras_speechmix.cli.data import (
+    _check_fold_classes, _check_folds, _check_out, _check_trained_classes, _load, _make_out,
+    _split)
 from keras_speechmix.cli.report import (
     _fit_verdict, _percent, _plural, _progress, _report_load, _report_stream_skips, _usage)
 
@@ -21,10 +23,18 @@ def run_train(args):
         _check_out(out, args.overwrite)
     files = streaming.list_files(args.data, rate)
     _check_folds(files, args.data, args.test_folds, args.train_folds)
+    _check_fold_classes(files, args.data, args.test_folds, args.train_folds)
+    if not multiworker.worker_index():
+        _make_out(out)
     clips, stream = _clips_or_stream(args, files, rate, out)
     (train, test), split = _split(clips, args.data, args.train_folds, args.test_folds,
                                   args.seed)
+    # Unreadable files, or a split such as FSDD's, can still leave a class out.
+    _check_trained_classes(train, clips.class_names, f"in the split ({split})")
     train, validation = experiment.hold_out_validation(train, args.validation, args.seed)
+    _check_trained_classes(train, clips.class_names,
+                           f"once --validation {args.validation:g} of the training clips "
+                           "is held out for the curves (lower it, or 0 for none)")
     workers = multiworker.worker_count()
     if workers > 1:
         print(f"Training on {workers} workers (TF_CONFIG, MultiWorkerMirroredStrategy); "
@@ -35,6 +45,8 @@ def run_train(args):
              "curves) / " if validation is not None else "")
           + f"{len(test)} test clips (scored once, after training)")
     length = None if args.clip_seconds is None else max(1, round(args.clip_seconds * rate))
+    if length and not stream:
+        _note_padding(args.clip_seconds, length, train)
     try:
         model, result = experiment.train_clips(
             train, test, validation=validation, mix=args.mix, model=args.model,
@@ -92,6 +104,17 @@ def _clips_or_stream(args, files, rate, out):
         print("Note: compressed files are decoded (and resampled) again every epoch; "
               "--cache DIR does it once")
     return files, True
+
+
+def _note_padding(seconds, length, train):
+    """Says when --clip-seconds is longer than every training clip: each is
+    then zero-padded, and the network learns mostly silence."""
+    longest = max(len(wave) for wave in train.waveforms)
+    if length > longest:
+        print(f"Note: --clip-seconds {seconds:g} is longer than every training clip "
+              f"(the longest is {longest / train.sample_rate:.3g} s): each is "
+              f"zero-padded to {seconds:g} s; leave --clip-seconds out for the longest "
+              "clip's length")
 
 
 def _save_run(args, model, result, out):

@@ -414,7 +414,8 @@ def _list_csv(path, root=None):
     for line, row in enumerate(rows, start=2):
         if not any((v or "").strip() for v in row.values()):
             continue
-        entry = {"path": cell(row, path_col, line), "name": cell(row, label_col, line)}
+        entry = {"path": cell(row, path_col, line), "name": cell(row, label_col, line),
+                 "line": line}
         if fold_col:
             fold = cell(row, fold_col, line)
             try:
@@ -450,7 +451,40 @@ def _list_csv(path, root=None):
         if "group" in e:
             item["group"] = e["group"]
         items.append(item)
+    items = _without_repeats(path, entries, items, report)
     return Listing(f"from_csv({path})", items, names, report, multi_label=multi)
+
+
+def _without_repeats(path, entries, items, report):
+    """`items` with each file once (files compared by resolved path).
+
+    A file listed twice with different labels, or in two folds (so trained
+    and tested on across the folds), is refused; a plain repeat is used once
+    and its row reported in `report.skipped`.
+    """
+    first, kept = {}, []
+    for entry, item in zip(entries, items):
+        key = os.path.realpath(item["path"])
+        if key not in first:
+            first[key] = entry
+            kept.append(item)
+            continue
+        seen = first[key]
+        rows = f"lines {seen['line']} ({seen['path']}) and {entry['line']} ({entry['path']})"
+        if seen["name"] != entry["name"]:
+            raise ValueError(
+                f"from_csv: {path} lists the file {item['path']} twice with different "
+                f"labels, {seen['name']!r} and {entry['name']!r}, on {rows}: keep the "
+                "row with the right label")
+        if seen.get("fold") != entry.get("fold"):
+            raise ValueError(
+                f"from_csv: {path} lists the file {item['path']} in folds {seen['fold']} "
+                f"and {entry['fold']}, on {rows}: it would be trained and tested on; "
+                "keep one row")
+        report.skipped.append((item["path"], (
+            f"listed again on line {entry['line']} (first on line {seen['line']}, same "
+            "label and fold): used once")))
+    return kept
 
 
 def _fsdd_recordings(root):
