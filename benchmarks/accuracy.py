@@ -39,7 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import numpy as np  # noqa: E402
 
+from keras_speechmix.cli import plots  # noqa: E402
 from keras_speechmix.training import experiment  # noqa: E402
+from keras_speechmix.training.paired import compare_shifts, shift_lines  # noqa: E402
 
 ALL = ("none", "input", "bc", "manifold", "speechmix")
 FSDD_SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
@@ -166,6 +168,10 @@ def summarise(runs, suites, seeds):
             mean, se = common.mean_se(list(seed_err.values()))
             per[method] = {"error_per_seed": seed_err, "error_mean": mean, "error_se": se,
                            "num_seeds": len(seed_err),
+                           "ece_mean": _mean([r["test_ece"] for r in mine if "test_ece" in r]),
+                           "ece_uncalibrated_mean": _mean(
+                               [r.get("test_ece_uncalibrated", r["test_ece"])
+                                for r in mine if "test_ece" in r]),
                            "train_accuracy_mean": _mean([r["train_accuracy"] for r in mine]),
                            "epochs": sorted({r["epochs"] for r in mine}),
                            "seconds_per_run": _mean([r["seconds"] for r in mine])}
@@ -177,8 +183,10 @@ def summarise(runs, suites, seeds):
                 (base["error_mean"] - info["error_mean"]) / base["error_mean"]
                 if base["error_mean"] > 0 else None)
             info.update(paired_against_none(rows, method, seeds, len(folds)))
-        summary[suite["name"]] = {"folds": folds, "methods": per,
-                                  "target": _target(per)}
+        shifts = compare_shifts(rows, suite["methods"])
+        summary[suite["name"]] = {"folds": folds, "methods": per, "shifts": shifts,
+                                  "target": _target(per), "robustness_target":
+                                  _robustness_target(per, shifts)}
     return summary
 
 
@@ -233,6 +241,32 @@ def _target(per):
     return checks
 
 
+def _robustness_target(per, shifts):
+    """Issue 27's claims, checked: every level shift moves every method's
+    error by at most 1 point; SpeechMix at most 0.8 x plain training's
+    error in white noise at 20 and 10 dB SNR, resolved; clean ECE <= 5 %."""
+    if "clean" not in shifts:
+        return None
+    checks = {}
+    for method, clean in shifts["clean"].items():
+        moved = [abs(rows[method]["error_mean"] - clean["error_mean"])
+                 for shift, rows in shifts.items() if shift.startswith("level:")
+                 and method in rows]
+        if moved:
+            checks[f"{method}: level shifts move the error <= 1 point"] = max(moved) <= 0.01
+    for shift in ("white:20", "white:10"):
+        row = shifts.get(shift, {}).get("speechmix", {})
+        if "mcnemar" in row:
+            checks[f"{shift}: speechmix <= {TARGET_RATIO} x none, resolved"] = bool(
+                row["ratio"] is not None and row["ratio"] <= TARGET_RATIO
+                and row["mcnemar"]["p"] < 0.05 and row["error_mean"] < shifts[shift]["none"][
+                    "error_mean"])
+    for method, info in per.items():
+        if info.get("ece_mean") is not None:
+            checks[f"{method}: clean ECE <= 5 %"] = info["ece_mean"] <= 0.05
+    return checks
+
+
 def table(summary, suites):
     lines = []
     for suite in suites:
@@ -265,6 +299,22 @@ def table(summary, suites):
         if info["target"]:
             lines.append("target: " + "; ".join(
                 f"{name}: {'yes' if ok else 'NO'}" for name, ok in info["target"].items()))
+        if info.get("shifts"):
+            lines.append("")
+            lines.append("Under recording shifts (the same seeded shifted clips for every "
+                         "method; error % per seed pooled over folds, mean ± s.e.; McNemar "
+                         "pooled over seeds and folds):")
+            lines += shift_lines(info["shifts"], suite["methods"])
+            lines.append("Calibration (clean test clips, ECE after / before the temperature "
+                         "fitted on the validation hold-out): " + "; ".join(
+                             f"{m} {100 * info['methods'][m]['ece_mean']:.1f} / "
+                             f"{100 * info['methods'][m]['ece_uncalibrated_mean']:.1f} %"
+                             for m in suite["methods"]
+                             if info["methods"][m].get("ece_mean") is not None))
+        if info.get("robustness_target"):
+            lines.append("robustness target: " + "; ".join(
+                f"{name}: {'yes' if ok else 'NO'}"
+                for name, ok in info["robustness_target"].items()))
     return "\n".join(lines)
 
 
@@ -347,6 +397,12 @@ def main(argv=None):
     payload.update(summary=summary, stopped_by_budget=stopped, num_runs=len(runs),
                    total_seconds=round(time.perf_counter() - started, 1))
     common.write_json(out, payload)
+    for suite in suites:
+        if summary[suite["name"]].get("shifts"):
+            picture = out.with_name(f"robustness_{suite['name']}.png")
+            plots.plot_robustness(summary[suite["name"]]["shifts"], picture,
+                                  title=f"{suite['name']}: test clips under recording shifts")
+            print(f"[picture] {picture}")
     print(table(summary, suites))
     print(f"\n{len(runs)} runs; JSON: {out}"
           + (" (stopped by --max-minutes: partial seeds are left out)" if stopped else ""))

@@ -22,6 +22,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_speechmix.audio import datasets  # noqa: E402
+# The paired test lives in the package: the main job and `evaluate` use it too.
+from keras_speechmix.training.paired import mcnemar, verdict  # noqa: E402,F401
 
 import warnings  # noqa: E402
 
@@ -185,30 +187,3 @@ def fmt_pct(mean, se):
     if se is None:
         return f"{100 * mean:5.1f}"
     return f"{100 * mean:5.1f} ± {100 * se:3.1f}"
-
-
-def mcnemar(correct_a, correct_b):
-    """Exact McNemar test of two classifiers scored on the same clips.
-
-    `correct_a`, `correct_b`: booleans per clip, paired. Returns a dict with
-    `a_only` and `b_only` (clips only one of them gets right) and the
-    two-sided exact binomial `p` on those discordant clips (1.0 when there
-    are none): the paired test the claims rest on.
-    """
-    a = np.asarray(correct_a, bool)
-    b = np.asarray(correct_b, bool)
-    if a.shape != b.shape:
-        raise ValueError(f"mcnemar: unpaired predictions, shapes {a.shape} and {b.shape}")
-    a_only, b_only = int(np.sum(a & ~b)), int(np.sum(~a & b))
-    n, k = a_only + b_only, min(a_only, b_only)
-    # Integer arithmetic: 2.0 ** n overflows a float past 1,023 discordant clips.
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n if n else 1.0
-    return {"a_only": a_only, "b_only": b_only, "p": min(1.0, 2.0 * tail)}
-
-
-def verdict(error_a, error_b, p, level=0.05):
-    """Words for a paired difference: who has less error, or no resolved one."""
-    if p >= level:
-        return f"no resolved difference (McNemar p = {p:.2f})"
-    better = "lower" if error_a < error_b else "higher"
-    return f"{better} error, resolved (McNemar p = {p:.3f})"

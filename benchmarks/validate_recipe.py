@@ -34,6 +34,7 @@ import common  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_speechmix.audio import datasets  # noqa: E402
+from keras_speechmix.audio.shifts import apply_shift  # noqa: E402
 from keras_speechmix.training import experiment
 
 # name -> (base method, overrides). "waveform" is the input waveform (BC's
@@ -72,6 +73,10 @@ VARIANTS = {
     # shrink as the training set grows?
     "none_half": ("none", dict(train_share=0.5)),
     "speechmix_half": ("speechmix", dict(train_share=0.5)),
+    # Issue 27: the networks before LevelNormalization (the waveform fed as
+    # it is), against the level-normalised default, clean and 20 dB quieter.
+    "none_raw_level": ("none", dict(level_norm=False)),
+    "speechmix_raw_level": ("speechmix", dict(level_norm=False)),
 }
 
 
@@ -91,6 +96,8 @@ def variant(name):
                                                  saved_gains.get(base, "plan"))
         if "dropout" in over:
             experiment.RECIPE["mix_dropout"] = over["dropout"]
+        if "level_norm" in over:
+            experiment.RECIPE["level_norm"] = over["level_norm"]
         yield name if base != "none" else "none"
     finally:
         experiment.METHODS.clear()
@@ -119,13 +126,20 @@ def one_run(clips, name, seed, fraction):
         fit, _ = experiment.hold_out_validation(fit, 1 - over["train_share"], seed=seed)
     with variant(name) as mix:
         model, result = experiment.train_clips(fit, None, mix=mix, seed=seed, verbose=0,
-                                               sound_crops=over.get("sound_crops"))
+                                               sound_crops=over.get("sound_crops"),
+                                               calibrate=False)
     length = result["input_length"]
     probabilities = experiment.predict_clips(model, validation.waveforms, length)
     correct = (probabilities.argmax(axis=1) == validation.labels).astype(int)
+    # The same clips 20 dB quieter: does the variant hold its answer?
+    quiet = experiment.predict_clips(model, apply_shift(validation.waveforms, "level:-20"),
+                                     length)
+    quiet_correct = (quiet.argmax(axis=1) == validation.labels).astype(int)
     return {"variant": name, "seed": seed, "held_out_fold": held,
             "num_fit": len(fit), "num_validation": len(validation),
             "validation_error": float(1 - correct.mean()), "correct": correct.tolist(),
+            "validation_error_quiet": float(1 - quiet_correct.mean()),
+            "correct_quiet": quiet_correct.tolist(),
             "train_accuracy": result["train_accuracy"], "epochs": result["epochs"],
             "mix_points": result["mix_points"], "seconds": result["seconds"],
             "final_loss": result["history"]["loss"][-1]}
@@ -152,7 +166,12 @@ def summary(runs, names, seeds, references=("none", "previous_speechmix")):
             if ref in pooled and ref != n:
                 test = common.mcnemar(pooled[n], pooled[ref])
                 cells.append(f"{test['a_only']}:{test['b_only']} p={test['p']:.2f}")
-        lines.append(f"{n:22s} {100 * err:8.1f} {per:>30s}  {' / '.join(cells)}")
+        line = f"{n:22s} {100 * err:8.1f} {per:>30s}  {' / '.join(cells)}"
+        quiet = [by[(n, s)].get("correct_quiet") for s in complete]
+        if all(q is not None for q in quiet):
+            quiet = np.concatenate(quiet).astype(bool)
+            line += f"  | 20 dB quieter: {100 * (1 - quiet.mean()):.1f} %"
+        lines.append(line)
     return "\n".join(lines)
 
 

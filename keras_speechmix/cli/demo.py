@@ -9,6 +9,7 @@ from pathlib import Path
 from keras_speechmix.cli.data import _load, _split
 from keras_speechmix.cli.report import _comparison, _progress
 from keras_speechmix.cli.train import _mixing_panels
+from keras_speechmix.training.paired import compare_shifts, shift_lines
 
 # The main job's task (see `run_demo`): real spoken digits shipped with the
 # package (`datasets.builtin_digits`, FSDD at 8 kHz, 6 speakers). A quarter
@@ -91,6 +92,15 @@ def run_demo(args):
     print(text)
     for line in verdicts:
         print(line)
+    robustness = compare_shifts(results, mixes)
+    print(f"\nThe same test clips under recording shifts (seeded; every method sees the "
+          f"same clips), error %, mean ± s.e. over seeds, and {mixes[-1]} against "
+          "none clip by clip (McNemar: clips only it gets right : only none):")
+    print("\n".join(shift_lines(robustness, mixes)))
+    calibrated = _calibration(results, mixes)
+    print("\nCalibration on the clean test clips (ECE, 10 bins; temperature fitted on "
+          "the validation speaker):")
+    print("\n".join(calibrated["lines"]))
     summary = {
         "data": args.data or "built-in spoken digits (datasets.builtin_digits)",
         "split": split,
@@ -106,10 +116,12 @@ def run_demo(args):
         "seconds_total": round(time.perf_counter() - started, 1),
         "comparison": table,
         "verdicts": verdicts,
+        "robustness": robustness,
+        "calibration": calibrated["table"],
         "runs": results,
         "load_report": dataclasses.asdict(clips.report),
     }
-    pictures = _write_demo(out, summary, results, models, mixes, test)
+    pictures = _write_demo(out, summary, results, models, mixes, test, robustness)
     print(f"\nWrote {out / 'results.json'}, {pictures} "
           f"({summary['seconds_total']:.0f} s in all)")
     return summary
@@ -164,7 +176,26 @@ def _demo_runs(args, mixes, train, validation, test):
     return results, models
 
 
-def _write_demo(out, summary, results, models, mixes, test):
+def _calibration(results, mixes):
+    """Per method: ECE before and after the temperature, and the temperature."""
+    import numpy as np
+
+    table, lines = {}, []
+    for mix in mixes:
+        runs = [r for r in results if r["mix"] == mix]
+        if not runs or "test_ece" not in runs[0]:
+            continue
+        before = [r.get("test_ece_uncalibrated", r["test_ece"]) for r in runs]
+        table[mix] = dict(ece=float(np.mean([r["test_ece"] for r in runs])),
+                          ece_uncalibrated=float(np.mean(before)),
+                          temperature=[r["temperature"] for r in runs])
+        lines.append(f"{mix:<10} ECE {100 * table[mix]['ece']:4.1f} % (without the "
+                     f"temperature {100 * table[mix]['ece_uncalibrated']:4.1f} %); "
+                     "temperature " + " ".join(f"{t:.2f}" for t in table[mix]["temperature"]))
+    return {"table": table, "lines": lines}
+
+
+def _write_demo(out, summary, results, models, mixes, test, robustness):
     """results.json and the pictures; returns the pictures' names."""
     from keras_speechmix.cli import plots
 
@@ -172,7 +203,9 @@ def _write_demo(out, summary, results, models, mixes, test):
     first = [next(r for r in results if r["mix"] == mix) for mix in mixes]
     plots.plot_curves(first, out / "curves.png")
     plots.plot_confusion(first, out / "confusion.png")
-    pictures = "curves.png, confusion.png"
+    plots.plot_robustness(robustness, out / "robustness.png",
+                          title=f"Test speaker(s) under recording shifts")
+    pictures = "curves.png, confusion.png, robustness.png"
     if "speechmix" in models:
         plots.plot_mixing(_mixing_panels(models["speechmix"], test), out / "mixing.png")
         pictures += ", mixing.png"

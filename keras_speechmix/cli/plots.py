@@ -1,4 +1,4 @@
-"""The pictures `speechmix demo` writes: curves, confusion, mixing."""
+"""The pictures `speechmix demo` writes: curves, confusion, mixing, robustness."""
 
 import matplotlib
 
@@ -9,7 +9,7 @@ import numpy as np  # noqa: E402
 from matplotlib import font_manager, ft2font  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-__all__ = ["plot_curves", "plot_confusion", "plot_mixing"]
+__all__ = ["plot_curves", "plot_confusion", "plot_mixing", "plot_robustness"]
 
 
 def _fonts_for(texts):
@@ -175,6 +175,81 @@ def plot_mixing(panels, path, ratio=0.5):
                         cmap="magma")
             axis.set_title(f"{title}: {name}", fontsize=9)
             axis.set_xlabel("frame")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _shift_axis(table, kind, clean_x):
+    """`(x values, shift names)` of one kind of shift in `table`, with
+    "clean" at `clean_x` (0 dB gain; right of every noise SNR)."""
+    from keras_speechmix.audio.shifts import parse_shift
+
+    points = sorted((parse_shift(s)[1], s) for s in table if parse_shift(s)[0] == kind)
+    if points and "clean" in table:
+        points = sorted(points + [(clean_x, "clean")])
+    return [x for x, _ in points], [s for _, s in points]
+
+
+def plot_robustness(table, path, title="Error under recording shifts"):
+    """Error against the recording level and against noise SNR, one line per
+    method (white noise solid, pink dashed, background dotted), error bars
+    the seeds' standard error.
+
+    `table` is `keras_speechmix.training.paired.compare_shifts`' result.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> row = lambda e: {"error_mean": e, "error_se": 0.01}
+    >>> table = {"clean": {"none": row(0.1)}, "level:-20": {"none": row(0.3)},
+    ...          "white:10": {"none": row(0.5)}}
+    >>> out = os.path.join(tempfile.mkdtemp(), "robustness.png")
+    >>> plot_robustness(table, out)
+    >>> os.path.getsize(out) > 0
+    True
+    """
+    methods = []
+    for rows in table.values():
+        methods += [m for m in rows if m not in methods]
+    colours = {m: f"C{i}" for i, m in enumerate(methods)}
+    figure, (level_axis, noise_axis) = plt.subplots(1, 2, figsize=(11, 4.2))
+    from keras_speechmix.audio.shifts import parse_shift
+
+    snrs = [parse_shift(s)[1] for s in table if parse_shift(s)[0] not in ("clean", "level")]
+    noise_clean = max(snrs, default=0.0) + 10.0
+    noise_ticks = {}
+    for kind, axis, style in (("level", level_axis, "-"), ("white", noise_axis, "-"),
+                              ("pink", noise_axis, "--"), ("background", noise_axis, ":")):
+        xs, shifts = _shift_axis(table, kind, 0.0 if kind == "level" else noise_clean)
+        if len(xs) < 2:
+            continue
+        if axis is noise_axis:
+            noise_ticks.update(zip(xs, ["clean" if s == "clean" else f"{x:g}"
+                                        for x, s in zip(xs, shifts)]))
+        for method in methods:
+            rows = [table[s].get(method) for s in shifts]
+            if any(r is None for r in rows):
+                continue
+            axis.errorbar(xs, [100 * r["error_mean"] for r in rows],
+                          yerr=[100 * (r["error_se"] or 0.0) for r in rows],
+                          linestyle=style, marker="o", markersize=4, capsize=3,
+                          color=colours[method],
+                          label=method if kind == "level" else f"{method} ({kind})")
+    level_axis.set_xlabel("gain applied to the test clips (dB; louder clips clipped "
+                          "at full scale)")
+    noise_axis.set_xlabel("signal-to-noise ratio (dB): white solid, pink dashed, "
+                          "background dotted")
+    if noise_ticks:
+        noise_axis.set_xticks(list(noise_ticks), list(noise_ticks.values()))
+    for axis in (level_axis, noise_axis):
+        axis.set_ylabel("test error (%)")
+        axis.set_ylim(bottom=0)
+        axis.grid(alpha=0.3)
+        if axis.lines:
+            axis.legend(fontsize=8)
+    figure.suptitle(f"{title} (mean ± s.e. over seeds; the same shifted clips for "
+                    "every method)", fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

@@ -144,6 +144,16 @@ def _print_run(args, result, model_path, skipped):
               f"training data): {_percent(result['validation_accuracy'])}")
     print(f"  test ({_plural(result['num_test'], 'clip')}, scored once): "
           f"{_percent(result['test_accuracy'])}")
+    if "test_ece" in result:
+        fitted = (f"temperature {result['temperature']:.2f} fitted on the validation clips"
+                  if result.get("temperature", 1.0) != 1.0 else "no temperature fitted")
+        print(f"  calibration: ECE {100 * result['test_ece']:.1f} %, NLL "
+              f"{result['test_nll']:.3f} ({fitted})")
+    shifted = {k: v for k, v in result.get("shifts", {}).items() if k != "clean"}
+    if shifted:
+        print("  test error under recording shifts (metrics.json has each clip): "
+              + ", ".join(f"{name} {100 * score['error']:.1f} %"
+                          for name, score in shifted.items()))
     print(f"Wrote {model_path}, metrics.json, curves.png, confusion.png"
           + (", skipped.csv" if skipped else ""))
     print(_usage(model_path, result))

@@ -8,6 +8,7 @@ import operator
 import keras
 from keras import layers
 
+from keras_speechmix.audio.level import LevelNormalization
 from keras_speechmix.models.blocks import (
     _check_dropout, _check_positive_int, _conv_bn_relu, _mixer)
 
@@ -99,7 +100,7 @@ def _chainer_max_pool(h, pool_size, name):
 
 
 def envnet_v2(num_classes, input_length=66650, mix_points=(0, 1, 2, 3, 4),
-              dropout=0.5, hidden_gain="plan", name="envnet_v2"):
+              dropout=0.5, hidden_gain="plan", level_norm=True, name="envnet_v2"):
     """EnvNet-v2 on raw waveforms, with SpeechMix's candidate mixing points.
 
     The network of Tokozume et al. (2018), layer for layer as in
@@ -174,6 +175,10 @@ def envnet_v2(num_classes, input_length=66650, mix_points=(0, 1, 2, 3, 4),
             `partner_batches(ratio="bc")`): `"plan"`, the input clips'
             waveform gains, or `"activation"`, measured from each activation
             as the SpeechMix authors' code does (`HiddenMixup(gain=...)`).
+        level_norm: scale each clip to one RMS level (`LevelNormalization`)
+            right after the waveform mixing point, so the answer does not
+            depend on the recording level; `False` feeds the waveform as it
+            is (models before issue 27).
         name: model name.
 
     Returns:
@@ -216,6 +221,8 @@ def envnet_v2(num_classes, input_length=66650, mix_points=(0, 1, 2, 3, 4),
 
     inputs = keras.Input((input_length,), name="waveform")
     h = mix(inputs, 0)
+    if level_norm:
+        h = LevelNormalization(name="level")(h)
     h = layers.Reshape((1, input_length, 1), name="to_image")(h)
     for conv_name, filters, kernel, strides in _ENVNET_FRONT:
         h = _conv_bn_relu(h, conv_name, filters, kernel, strides,

@@ -7,6 +7,7 @@ import keras
 from keras import layers
 
 from keras_speechmix.audio.features import LogMelSpectrogram, SpecAugment
+from keras_speechmix.audio.level import LevelNormalization
 from keras_speechmix.models.blocks import (
     _BN_MOMENTUM, _check_dropout, _check_points, _check_positive_int, _conv_bn_relu, _mixer)
 
@@ -23,7 +24,7 @@ def logmel_cnn(num_classes, sample_rate=16000, input_length=16000,
                num_mel_bins=64, frame_step_ms=10.0, filters=(32, 64, 128),
                mix_points=None, spec_augment=False, dropout=0.3,
                pooling="average", dense_units=(), dense_dropout=0.5,
-               hidden_gain="plan", name="logmel_cnn"):
+               hidden_gain="plan", level_norm=True, name="logmel_cnn"):
     """A fast log-mel CNN on raw audio, with SpeechMix mixing points.
 
     Not from the SpeechMix paper (which uses EnvNet-v2 only): a compact
@@ -31,7 +32,8 @@ def logmel_cnn(num_classes, sample_rate=16000, input_length=16000,
     inside the model, so the model (and its saved `.keras` file) takes raw
     waveforms `(batch, input_length)`:
 
-    waveform -> `LogMelSpectrogram` (25 ms Hann frames, 10 ms hop) ->
+    waveform -> `LevelNormalization` (each clip to -20 dBFS RMS) ->
+    `LogMelSpectrogram` (25 ms Hann frames, 10 ms hop) ->
     batch norm per (mel bin, channel) -> optional `SpecAugment` -> per entry
     of `filters`: Conv2D 3x3 "same" (no bias) + batch norm + ReLU + max-pool
     2x2 -> global average pooling -> dropout -> Dense + softmax.
@@ -114,6 +116,10 @@ def logmel_cnn(num_classes, sample_rate=16000, input_length=16000,
             and the classifier (default none), each with a mixing point
             "dense<i>" after its ReLU.
         dense_dropout: dropout rate before each fully connected layer.
+        level_norm: scale each clip to one RMS level (`LevelNormalization`)
+            right after the waveform mixing point, so the answer does not
+            depend on the recording level; `False` feeds the waveform as it
+            is (models before issue 27).
         name: model name.
 
     Returns:
@@ -169,6 +175,8 @@ def logmel_cnn(num_classes, sample_rate=16000, input_length=16000,
 
     inputs = keras.Input((input_length,), name="waveform")
     h = mix(inputs, "waveform")
+    if level_norm:
+        h = LevelNormalization(name="level")(h)
     h = LogMelSpectrogram(sample_rate=sample_rate, num_mel_bins=num_mel_bins,
                           frame_step_ms=frame_step_ms, name="logmel")(h)
     h = mix(h, "input")

@@ -6,6 +6,7 @@ import keras
 from keras import layers
 
 from keras_speechmix.audio.features import LogMelSpectrogram
+from keras_speechmix.audio.level import LevelNormalization
 from keras_speechmix.models.blocks import (
     _BN_MOMENTUM, _check_dropout, _check_points, _check_positive_int, _conv_bn_relu, _mixer)
 
@@ -17,7 +18,8 @@ _PICZAK_DEFAULT_POINTS = ("input", "block1", "block2")
 
 def piczak_cnn(num_classes, sample_rate=22050, input_length=20480,
                num_mel_bins=60, hidden_units=5000, dropout=0.5,
-               mix_points=None, hidden_gain="plan", name="piczak_cnn"):
+               mix_points=None, hidden_gain="plan", level_norm=True,
+               name="piczak_cnn"):
     """Piczak's ESC CNN on log-mels, with batch norm and SpeechMix points.
 
     The network of Piczak (MLSP 2015, karolpiczak/paper-2015-esc-convnet)
@@ -80,6 +82,10 @@ def piczak_cnn(num_classes, sample_rate=22050, input_length=20480,
             waveform gains, or `"activation"`, measured from each activation
             as the SpeechMix authors' code does (`HiddenMixup(gain=...)`).
         mix_points: names of the mixing points to insert (see above).
+        level_norm: scale each clip to one RMS level (`LevelNormalization`)
+            right after the waveform mixing point, so the answer does not
+            depend on the recording level; `False` feeds the waveform as it
+            is (models before issue 27).
         name: model name.
 
     Returns:
@@ -118,6 +124,8 @@ def piczak_cnn(num_classes, sample_rate=22050, input_length=20480,
 
     inputs = keras.Input((input_length,), name="waveform")
     h = mix(inputs, "waveform")
+    if level_norm:
+        h = LevelNormalization(name="level")(h)
     h = LogMelSpectrogram(sample_rate=sample_rate, num_mel_bins=num_mel_bins,
                           frame_length_ms=1024 * 1000 / 22050,
                           frame_step_ms=512 * 1000 / 22050, fft_length=1024,

@@ -145,6 +145,8 @@ def load_model(path, compile=False):
     import keras
 
     import keras_speechmix.audio.features  # noqa: F401 - registers the feature layers
+    import keras_speechmix.audio.level  # noqa: F401 - registers LevelNormalization
+    import keras_speechmix.calibration  # noqa: F401 - registers TemperatureScaling
     import keras_speechmix.layer  # noqa: F401 - registers HiddenMixup
 
     return keras.models.load_model(_check_model_path(path), compile=compile)

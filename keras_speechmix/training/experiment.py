@@ -30,8 +30,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_speechmix import models
+from keras_speechmix import calibration, models
 from keras_speechmix.audio import datasets
+from keras_speechmix.audio.shifts import SHIFTS, apply_shift
 from keras_speechmix.models import saved
 from keras_speechmix.training import multiworker
 from keras_speechmix.training.batches import _one_hot, _streamed, training_batches
@@ -69,12 +70,12 @@ _LOGMEL_POINTS = {
 HIDDEN_GAINS = {"speechmix": "activation"}
 
 # Builders: (num_classes, sample_rate, input_length, mix_points, dropout,
-# hidden_gain) -> model; `dropout=False` turns the network's dropout off
+# hidden_gain, level_norm) -> model; `dropout=False` turns the network's dropout off
 # (see RECIPE).
 
 
 def _logmel_fc(num_classes, sample_rate, input_length, mix_points, dropout=True,
-               hidden_gain="plan"):
+               hidden_gain="plan", level_norm=True):
     # Piczak's 60 bands and 23.2 ms hop (512 samples at 22,050 Hz): 2.5 times
     # fewer feature cells than 64 bands every 10 ms, for the same validation
     # error on ESC-10 (benchmarks/NOTES.md), so 2.5 times the epochs per hour.
@@ -84,28 +85,31 @@ def _logmel_fc(num_classes, sample_rate, input_length, mix_points, dropout=True,
                              pooling="flatten", dense_units=(1024, 1024),
                              dropout=0.3 if dropout else 0.0,
                              dense_dropout=0.5 if dropout else 0.0,
-                             hidden_gain=hidden_gain, name="logmel_fc")
+                             hidden_gain=hidden_gain, level_norm=level_norm,
+                             name="logmel_fc")
 
 
 def _logmel(num_classes, sample_rate, input_length, mix_points, dropout=True,
-            hidden_gain="plan"):
+            hidden_gain="plan", level_norm=True):
     return models.logmel_cnn(num_classes, sample_rate=sample_rate,
                              input_length=input_length, mix_points=mix_points,
-                             dropout=0.3 if dropout else 0.0, hidden_gain=hidden_gain)
+                             dropout=0.3 if dropout else 0.0, hidden_gain=hidden_gain,
+                             level_norm=level_norm)
 
 
 def _piczak(num_classes, sample_rate, input_length, mix_points, dropout=True,
-            hidden_gain="plan"):
+            hidden_gain="plan", level_norm=True):
     return models.piczak_cnn(num_classes, sample_rate=sample_rate,
                              input_length=input_length, mix_points=mix_points,
-                             dropout=0.5 if dropout else 0.0, hidden_gain=hidden_gain)
+                             dropout=0.5 if dropout else 0.0, hidden_gain=hidden_gain,
+                             level_norm=level_norm)
 
 
 def _envnet(num_classes, sample_rate, input_length, mix_points, dropout=True,
-            hidden_gain="plan"):
+            hidden_gain="plan", level_norm=True):
     return models.envnet_v2(num_classes, input_length=input_length,
                             mix_points=mix_points, dropout=0.5 if dropout else 0.0,
-                            hidden_gain=hidden_gain)
+                            hidden_gain=hidden_gain, level_norm=level_norm)
 
 
 def _adam(learning_rate, steps):
@@ -149,11 +153,15 @@ NETWORKS = {
 # epochs trained clean ("mix off"); batch size; whether every clip's
 # leading and trailing digital silence is cut before cropping (as BC
 # learning and the SpeechMix authors prepare ESC); the share of the
-# training clips held out (whole speakers or recordings) for the curves.
+# training clips held out (whole speakers or recordings) for the curves
+# and the temperature (`calibration`); whether the network scales every
+# clip to one RMS level after the waveform point (`LevelNormalization`,
+# issue 27: the same answer at any recording level).
 # `speechmix train` with no flags runs exactly this, and so does
 # benchmarks/accuracy.py (one path: `hold_out_validation`, `train_clips`).
 RECIPE = dict(model="logmel_fc", epochs=100, mix_epochs=200, mix_dropout=False,
-              mix_off=0.0, batch_size=32, trim_silence=True, validation=0.1)
+              mix_off=0.0, batch_size=32, trim_silence=True, validation=0.1,
+              level_norm=True)
 
 
 def _network(name):
@@ -185,7 +193,8 @@ def build_model(mix, num_classes, sample_rate, input_length, model=None):
     dropout = mix == "none" or RECIPE["mix_dropout"]
     return network["build"](num_classes, sample_rate, input_length,
                             _points(network, mix), dropout=dropout,
-                            hidden_gain=HIDDEN_GAINS.get(mix, "plan"))
+                            hidden_gain=HIDDEN_GAINS.get(mix, "plan"),
+                            level_norm=RECIPE["level_norm"])
 
 
 def hold_out_validation(train, fraction=None, seed=0):
@@ -264,17 +273,45 @@ class _StepCount(keras.callbacks.Callback):
             raise RuntimeError(f"epoch {epoch + 1} trained on no batch at all: {self.why()}")
 
 
-def _accuracy(model, clips, length, crops):
-    """Clip accuracy, predictions and the labels they are scored against."""
+def _probabilities(model, clips, length, crops):
+    """Clip probabilities and the labels they are scored against."""
     if _streamed(clips):
         from keras_speechmix.audio.streaming import predict_files
 
-        probabilities, labels = predict_files(model, clips, length, crops=crops)
-    else:
-        probabilities = predict_clips(model, clips.waveforms, length, crops=crops)
-        labels = clips.labels
+        return predict_files(model, clips, length, crops=crops)
+    return predict_clips(model, clips.waveforms, length, crops=crops), clips.labels
+
+
+def _accuracy(model, clips, length, crops):
+    """Clip accuracy, predictions and the labels they are scored against."""
+    probabilities, labels = _probabilities(model, clips, length, crops)
     predicted = probabilities.argmax(axis=1)
     return float(np.mean(predicted == labels)), predicted, labels
+
+
+def _fit_temperature(net, validation, length, crops):
+    """The temperature that calibrates `net` on the validation clips' windows."""
+    windows, owner = saved.clip_windows(validation.waveforms, length, crops)
+    probabilities = net.predict(windows, batch_size=64, verbose=0)
+    return calibration.fit_temperature(probabilities, validation.labels, owner=owner)
+
+
+def _shift_score(probabilities, labels):
+    """Error, ECE, NLL and per-clip correctness of one scoring of the test clips."""
+    correct = probabilities.argmax(axis=1) == labels
+    return {"error": float(1.0 - np.mean(correct)),
+            "ece": calibration.expected_calibration_error(probabilities, labels),
+            "nll": calibration.negative_log_likelihood(probabilities, labels),
+            "correct": correct.astype(int).tolist()}
+
+
+def _shifted_scores(net, test, length, crops, shifts, seed):
+    """`_shift_score` of the test clips under each shift (`audio.shifts`),
+    the same shifted clips for every method of a seed."""
+    return {shift: _shift_score(
+        predict_clips(net, apply_shift(test.waveforms, shift, seed=seed, labels=test.labels),
+                      length, crops=crops), test.labels)
+        for shift in shifts}
 
 
 def _validation_data(clips, length, num_classes):
@@ -288,7 +325,7 @@ def train_clips(train, test=None, mix="speechmix", epochs=None, seed=0,
                 length=None, batch_size=None, learning_rate=None, verbose=1,
                 alpha=None, model=None, validation=None, mix_off=None,
                 crops=10, callbacks=(), max_skipped=0.05, backup_dir=None,
-                save_every=None, sound_crops=None):
+                save_every=None, sound_crops=None, calibrate=True, shifts=None):
     """Trains a reference network on `train` with method `mix`.
 
     The recipe's defaults (`RECIPE`) fill every argument left `None`.
@@ -330,12 +367,20 @@ def train_clips(train, test=None, mix="speechmix", epochs=None, seed=0,
             a level in dB: a crop more than this far below its clip's level
             is redrawn (`keras_speechmix.audio.sound_crop`; not with the
             worker loop).
+        calibrate: fit a temperature on `validation` after training and
+            return the model with it (`calibration.with_temperature`), so
+            its probabilities are calibrated; ignored without `validation`
+            (or with a streamed one).
+        shifts: recording shifts (`keras_speechmix.audio.shifts`) the test
+            clips are scored under besides "clean", seeded by `seed`
+            (default: `SHIFTS`; `()` for none; not for streamed test files).
 
     Returns:
-        `(model, result)`: the plain trained model and a dict with
-        `test_accuracy` (when `test` is given), `train_accuracy`,
-        `validation_accuracy`, `confusion`, per-epoch `history`,
-        `seconds`, ...
+        `(model, result)`: the plain trained model (with its temperature
+        layer when calibrated) and a dict with `test_accuracy`,
+        `test_ece`, `test_nll` and `shifts` (when `test` is given),
+        `temperature`, `train_accuracy`, `validation_accuracy`,
+        `confusion`, per-epoch `history`, `seconds`, ...
 
     Example:
 
@@ -407,8 +452,21 @@ def train_clips(train, test=None, mix="speechmix", epochs=None, seed=0,
             fit_validation.get("validation_freq", 1), epochs + 1,
             fit_validation.get("validation_freq", 1))) if fit_validation else [],
     }
-    result.update(_scores(net, train, validation, test, length, crops, num_classes))
+    # The temperature is fitted on the validation clips the curves use: held
+    # out from training, never the test clips (Guo et al., 2017).
+    uncalibrated = net
+    if calibrate and validation is not None and len(validation) and not _streamed(validation):
+        net = calibration.with_temperature(net, _fit_temperature(net, validation, length, crops))
+    result["temperature"] = _temperature(net)
+    result.update(_scores(net, train, validation, test, length, crops, num_classes,
+                          shifts=SHIFTS if shifts is None else shifts, seed=seed,
+                          uncalibrated=None if net is uncalibrated else uncalibrated))
     return net, result
+
+
+def _temperature(model):
+    last = model.layers[-1]
+    return last.temperature if isinstance(last, calibration.TemperatureScaling) else 1.0
 
 
 def _run_callbacks(train, batch_size, max_skipped, callbacks):
@@ -450,22 +508,38 @@ def _mixing_arguments(mixing, alpha, mix_off, epochs, callbacks):
     return mixing
 
 
-def _scores(net, train, validation, test, length, crops, num_classes):
+def _scores(net, train, validation, test, length, crops, num_classes, shifts=(),
+            seed=0, uncalibrated=None):
     """Accuracy on the training clips (in inference mode), the validation
-    clips and the test clips, with the test's confusion and per-clip
-    predictions."""
+    clips and the test clips, with the test's confusion, calibration
+    (ECE, NLL; also before the temperature when `uncalibrated` is that
+    model), per-clip predictions and scores under `shifts`."""
     scores = {"train_accuracy": _accuracy(net, train, length, crops)[0]}
     if validation is not None and len(validation):
         scores["validation_accuracy"] = _accuracy(net, validation, length, crops)[0]
     if test is not None:
-        accuracy, predicted, labels = _accuracy(net, test, length, crops)
+        probabilities, labels = _probabilities(net, test, length, crops)
+        predicted = probabilities.argmax(axis=1)
+        accuracy = float(np.mean(predicted == labels))
         confusion = np.zeros((num_classes, num_classes), int)
         np.add.at(confusion, (labels, predicted), 1)
         # Per-clip predictions, in the test set's order: paired comparisons
         # (McNemar) between methods need them, not just the accuracy.
         scores.update(test_accuracy=accuracy, test_error=1.0 - accuracy,
                       num_test=len(labels), confusion=confusion.tolist(),
-                      test_predicted=np.asarray(predicted).tolist())
+                      test_predicted=np.asarray(predicted).tolist(),
+                      test_ece=calibration.expected_calibration_error(probabilities, labels),
+                      test_nll=calibration.negative_log_likelihood(probabilities, labels))
+        if uncalibrated is not None:
+            before, _ = _probabilities(uncalibrated, test, length, crops)
+            scores.update(
+                test_ece_uncalibrated=calibration.expected_calibration_error(before, labels),
+                test_nll_uncalibrated=calibration.negative_log_likelihood(before, labels))
+        if shifts and not _streamed(test):
+            # "clean" first, from the scoring above: the shifts' reference.
+            scores["shifts"] = {"clean": _shift_score(probabilities, labels),
+                                **_shifted_scores(net, test, length, crops,
+                                                  [s for s in shifts if s != "clean"], seed)}
     if _streamed(train):
         scores["skipped_reads"] = train.skips.failed_reads
         scores["reads"] = train.skips.reads

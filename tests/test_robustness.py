@@ -1,0 +1,288 @@
+"""Robustness and calibration (issue 27): level-invariant reference
+networks, the recording shifts scored at test time, temperature scaling."""
+
+import keras
+import numpy as np
+import pytest
+from keras.src import testing
+
+import keras_speechmix as ksm
+from keras_speechmix import calibration, models
+from keras_speechmix.audio.level import LevelNormalization
+from keras_speechmix.audio.shifts import SHIFTS, apply_shift, parse_shift
+from keras_speechmix.training import experiment
+from keras_speechmix.training.paired import compare_shifts, shift_lines
+
+RNG = np.random.default_rng(0)
+
+
+def _speechlike(n=8000, seed=0):
+    """A decaying tone burst with a little noise: sound with a level to move."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / 8000.0
+    wave = np.sin(2 * np.pi * (300 + 200 * rng.random()) * t) * np.exp(-3 * t)
+    return (0.3 * wave + 0.01 * rng.standard_normal(n)).astype("float32")
+
+
+class LevelNormalizationTest(testing.TestCase):
+    def test_layer(self):
+        self.run_layer_test(
+            LevelNormalization,
+            init_kwargs={"target_db": -20.0, "floor_db": -80.0},
+            input_shape=(3, 400),
+            expected_output_shape=(3, 400),
+            expected_num_trainable_weights=0,
+            expected_num_non_trainable_weights=0,
+            run_training_check=False,
+        )
+
+    def test_any_gain_gives_the_same_output_at_the_target_level(self):
+        wave = _speechlike()[None]
+        layer = LevelNormalization(target_db=-20.0)
+        reference = np.asarray(layer(wave))
+        self.assertAllClose(np.sqrt(np.mean(reference ** 2)), 0.1, atol=1e-5)
+        for gain_db in (-40, -20, -3, 6):
+            self.assertAllClose(layer(wave * 10 ** (gain_db / 20)), reference, atol=1e-5)
+
+    def test_each_clip_is_scaled_on_its_own(self):
+        quiet, loud = _speechlike(seed=1) * 0.01, _speechlike(seed=2)
+        out = np.asarray(LevelNormalization()(np.stack([quiet, loud])))
+        rms = np.sqrt(np.mean(out ** 2, axis=1))
+        self.assertAllClose(rms, [0.1, 0.1], atol=1e-5)
+
+    def test_silence_stays_silent_and_near_silence_is_not_blown_up(self):
+        silent = np.zeros((1, 800), "float32")
+        self.assertAllEqual(LevelNormalization()(silent), silent)
+        # -100 dBFS: raised by the floor's gain (60 dB) only, to -40 dBFS.
+        whisper = (1e-5 * np.sign(np.sin(np.arange(800)))).astype("float32")[None]
+        rms = float(np.sqrt(np.mean(np.asarray(LevelNormalization()(whisper)) ** 2)))
+        self.assertAllClose(20 * np.log10(rms), -40.0, atol=0.5)
+
+    def test_bad_levels_are_refused(self):
+        with pytest.raises(ValueError, match="target_db must be <= 0"):
+            LevelNormalization(target_db=3.0)
+        with pytest.raises(ValueError, match="floor_db must be below target_db"):
+            LevelNormalization(target_db=-20.0, floor_db=-10.0)
+
+
+@pytest.mark.parametrize("build", [
+    lambda: models.logmel_cnn(3, sample_rate=8000, input_length=8000),
+    lambda: models.piczak_cnn(3, sample_rate=8000, input_length=8000),
+    lambda: models.envnet_v2(3, input_length=24000),
+], ids=["logmel_cnn", "piczak_cnn", "envnet_v2"])
+def test_reference_networks_answer_the_same_at_any_level(build):
+    """The trained recipe's networks: a quieter or louder clip (unclipped)
+    gets the same probabilities; `level_norm=False` keeps the old behaviour."""
+    model = build()
+    assert model.get_layer("level").__class__ is LevelNormalization
+    length = model.input_shape[1]
+    waves = np.stack([np.resize(_speechlike(seed=k), length) for k in range(3)])
+    # Weights a long way from their start, so the network is not flat in level.
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(RNG.normal(size=layer.moving_mean.shape))
+    reference = model.predict(waves, verbose=0)
+    for gain_db in (-20.0, -10.0, 3.0):
+        shifted = model.predict(waves * 10 ** (gain_db / 20), verbose=0)
+        np.testing.assert_allclose(shifted, reference, atol=1e-4)
+
+
+def test_without_level_norm_the_network_depends_on_the_level():
+    """The check above can fail: the same network without the layer moves."""
+    model = models.logmel_cnn(3, sample_rate=8000, input_length=8000, level_norm=False)
+    assert "level" not in [layer.name for layer in model.layers]
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(RNG.normal(size=layer.moving_mean.shape))
+    waves = np.stack([_speechlike(seed=k) for k in range(3)])
+    quiet = model.predict(waves * 0.1, verbose=0)
+    assert np.abs(quiet - model.predict(waves, verbose=0)).max() > 1e-3
+
+
+def test_level_normalisation_comes_after_the_waveform_mixing_point():
+    """BC learning's rule weighs clips by their own gains: the waveform
+    point must see them before the level is normalised."""
+    model = models.logmel_cnn(3, sample_rate=8000, input_length=8000,
+                              mix_points=("waveform", "block1"))
+    names = [layer.name for layer in model.layers]
+    assert names.index("mix_waveform") < names.index("level") < names.index("logmel")
+
+
+def test_the_recipe_builds_level_invariant_networks():
+    assert experiment.RECIPE["level_norm"] is True
+    model = experiment.build_model("bc", 10, 16000, 16000)
+    assert isinstance(model.get_layer("level"), LevelNormalization)
+
+
+# -- shifts -------------------------------------------------------------------
+
+
+def test_every_default_shift_parses_and_keeps_the_clips_shapes():
+    waves = [_speechlike(4000, seed=k) for k in range(4)]
+    for shift in SHIFTS:
+        shifted = apply_shift(waves, shift, seed=1, labels=[0, 1, 2, 3])
+        assert [w.shape for w in shifted] == [w.shape for w in waves], shift
+        assert all(w.dtype == np.float32 and np.isfinite(w).all() for w in shifted), shift
+
+
+@pytest.mark.parametrize("kind", ["white", "pink", "background"])
+@pytest.mark.parametrize("snr", [20.0, 5.0])
+def test_noise_is_added_at_the_asked_snr(kind, snr):
+    waves = [_speechlike(8000, seed=k) for k in range(3)]
+    shifted = apply_shift(waves, f"{kind}:{snr:g}", seed=3, labels=[0, 1, 2])
+    for clean, noisy in zip(waves, shifted):
+        noise = noisy.astype(np.float64) - clean
+        measured = 10 * np.log10(np.mean(clean.astype(np.float64) ** 2) / np.mean(noise ** 2))
+        assert measured == pytest.approx(snr, abs=0.05)
+
+
+def test_pink_noise_has_more_power_at_low_frequencies():
+    noisy = apply_shift([np.full(16000, 0.1, "float32")], "pink:0", seed=0)[0] - 0.1
+    spectrum = np.abs(np.fft.rfft(noisy)) ** 2
+    assert spectrum[10:100].mean() > 20 * spectrum[4000:6000].mean()
+
+
+def test_background_comes_from_another_class():
+    waves = [np.full(100, 0.5, "float32"), np.full(100, 0.1, "float32"),
+             np.sin(np.arange(100)).astype("float32")]
+    # Clip 0's only other-class clip is clip 2 (clip 1 shares its label).
+    noisy = apply_shift(waves, "background:0", seed=0, labels=[0, 0, 1])[0]
+    noise = noisy - waves[0]
+    assert np.corrcoef(noise, np.roll(waves[2], -int(np.argmax(np.correlate(
+        np.tile(waves[2], 2), noise)))))[0, 1] > 0.99
+    with pytest.raises(ValueError, match="another non-silent clip"):
+        apply_shift(waves[:2], "background:10", labels=[0, 0])
+
+
+def test_shifts_are_seeded_per_clip():
+    waves = [_speechlike(seed=k) for k in range(3)]
+    first = apply_shift(waves, "white:10", seed=5)
+    again = apply_shift(waves[:2], "white:10", seed=5)
+    np.testing.assert_array_equal(first[1], again[1])  # the same draw for clip 1
+    other = apply_shift(waves, "white:10", seed=6)
+    assert not np.array_equal(first[0], other[0])
+
+
+def test_louder_clips_are_clipped_at_full_scale():
+    wave = np.array([0.05, -0.2, 0.5, -0.9], "float32")
+    assert apply_shift([wave], "level:+10")[0].tolist() == pytest.approx(
+        [0.158114, -0.632456, 1.0, -1.0], abs=1e-5)
+
+
+@pytest.mark.parametrize("bad", ["level", "loud:10", "white:x", "clean:3", "level:+50", ""])
+def test_bad_shift_names_get_a_clear_error(bad):
+    with pytest.raises(ValueError, match="shift"):
+        parse_shift(bad)
+
+
+# -- calibration ---------------------------------------------------------------
+
+
+def test_expected_calibration_error_and_nll_by_hand():
+    p = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
+    labels = np.array([0, 1, 1, 0])
+    # Bins: 0.9 (right), 0.8 (wrong), 0.7 (right), 0.6 (right).
+    assert ksm.expected_calibration_error(p, labels) == pytest.approx(
+        (0.1 + 0.8 + 0.3 + 0.4) / 4)
+    assert ksm.negative_log_likelihood(p, labels) == pytest.approx(
+        -np.mean(np.log([0.9, 0.2, 0.7, 0.6])))
+    with pytest.raises(ValueError, match="one label per clip"):
+        ksm.expected_calibration_error(p, labels[:3])
+
+
+def test_fit_temperature_recovers_the_temperature_that_made_the_data():
+    """Labels drawn from softmax(z); the model reports softmax(z * 3): far
+    too confident. The fitted temperature undoes the 3."""
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(4000, 5))
+    true = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    labels = np.array([rng.choice(5, p=row) for row in true])
+    sharp = np.exp(3 * z) / np.exp(3 * z).sum(axis=1, keepdims=True)
+    temperature = ksm.fit_temperature(sharp, labels)
+    assert temperature == pytest.approx(3.0, rel=0.08)
+    before = ksm.expected_calibration_error(sharp, labels)
+    after = ksm.expected_calibration_error(
+        np.asarray(calibration.TemperatureScaling(temperature)(sharp.astype("float32"))), labels)
+    assert after < 0.03 < before
+
+
+def test_fit_temperature_with_windows_averages_them_per_clip():
+    p = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.7, 0.3]])
+    owner = np.array([0, 0, 1, 1])
+    t = ksm.fit_temperature(p, np.array([0, 0]), owner=owner)
+    assert 0.05 <= t <= 20
+    with pytest.raises(ValueError, match="owner"):
+        ksm.fit_temperature(p, np.array([0, 0]), owner=owner[:3])
+
+
+def test_temperature_keeps_every_prediction_and_saves_with_the_model(tmp_path):
+    model = models.logmel_cnn(3, sample_rate=8000, input_length=4000)
+    waves = np.stack([np.resize(_speechlike(seed=k), 4000) for k in range(4)])
+    calibrated = ksm.with_temperature(model, 0.5)
+    plain, sharp = model.predict(waves, verbose=0), calibrated.predict(waves, verbose=0)
+    assert (plain.argmax(1) == sharp.argmax(1)).all()
+    assert (sharp.max(1) >= plain.max(1) - 1e-6).all()
+    np.testing.assert_allclose(sharp.sum(1), 1.0, atol=1e-5)
+    path = tmp_path / "model.keras"
+    calibrated.save(path)
+    loaded = ksm.load_model(path)
+    assert loaded.layers[-1].temperature == 0.5
+    np.testing.assert_allclose(loaded.predict(waves, verbose=0), sharp, atol=1e-6)
+    # Off again, or replaced: never two temperatures stacked.
+    off = ksm.with_temperature(loaded, None)
+    np.testing.assert_allclose(off.predict(waves, verbose=0), plain, atol=1e-5)
+    twice = ksm.with_temperature(calibrated, 2.0)
+    assert sum(isinstance(layer, calibration.TemperatureScaling) for layer in twice.layers) == 1
+
+
+def test_temperature_must_be_positive():
+    with pytest.raises(ValueError, match="positive"):
+        calibration.TemperatureScaling(0.0)
+
+
+# -- the recipe's scores and the paired shift table ----------------------------
+
+
+def test_train_clips_calibrates_on_validation_and_scores_the_shifts():
+    """One run of the recipe's path: a temperature from the validation
+    clips, ECE and NLL of the test clips, and every default shift scored
+    clip by clip."""
+    from keras_speechmix.audio.datasets import ClipSet
+
+    waves = [np.resize(_speechlike(seed=k), 4000) * (0.2 + k % 3) for k in range(24)]
+    clips = ClipSet(waves, [k % 2 for k in range(24)], ["a", "b"], 8000)
+    train, validation, test = clips.subset(np.arange(12)), clips.subset(
+        np.arange(12, 18)), clips.subset(np.arange(18, 24))
+    model, result = experiment.train_clips(train, test, validation=validation, mix="none",
+                                           epochs=1, seed=0, verbose=0, crops=2)
+    assert result["temperature"] == model.layers[-1].temperature != 1.0
+    assert 0 <= result["test_ece"] <= 1 and result["test_nll"] > 0
+    assert "test_ece_uncalibrated" in result
+    assert list(result["shifts"]) == list(SHIFTS)
+    for shift, score in result["shifts"].items():
+        assert len(score["correct"]) == len(test), shift
+        assert score["error"] == pytest.approx(1 - np.mean(score["correct"]))
+    # The level-invariant network: the same clips 10 or 20 dB quieter score the same.
+    assert result["shifts"]["level:-20"]["correct"] == result["shifts"]["clean"]["correct"]
+    _, bare = experiment.train_clips(train, test, validation=validation, mix="none",
+                                     epochs=1, seed=0, verbose=0, crops=2,
+                                     calibrate=False, shifts=())
+    assert bare["temperature"] == 1.0 and "shifts" not in bare
+
+
+def test_compare_shifts_pairs_methods_clip_by_clip_and_prints_the_verdict():
+    def run(mix, seed, fold, correct):
+        return {"mix": mix, "seed": seed, "fold": fold, "shifts": {
+            "clean": {"error": 0.0, "ece": 0.0, "correct": [1] * 10},
+            "white:10": {"error": 1 - np.mean(correct), "ece": 0.1, "correct": correct}}}
+
+    runs = [run("none", s, f, [0] * 8 + [1] * 2) for s in (0, 1) for f in ("a", "b")]
+    runs += [run("speechmix", s, f, [1] * 10) for s in (0, 1) for f in ("a", "b")]
+    table = compare_shifts(runs, ["none", "speechmix"])
+    row = table["white:10"]["speechmix"]
+    assert row["error_mean"] == 0.0 and table["white:10"]["none"]["error_mean"] == 0.8
+    assert (row["mcnemar"]["a_only"], row["mcnemar"]["b_only"]) == (32, 0)
+    assert row["mcnemar"]["p"] < 1e-6 and row["ratio"] == 0.0
+    lines = shift_lines(table, ["none", "speechmix"])
+    assert "resolved" in lines[2] and "not resolved" not in lines[2]
+    assert "not resolved" in lines[1]  # clean: no discordant clip
