@@ -286,3 +286,55 @@ def test_compare_shifts_pairs_methods_clip_by_clip_and_prints_the_verdict():
     lines = shift_lines(table, ["none", "speechmix"])
     assert "resolved" in lines[2] and "not resolved" not in lines[2]
     assert "not resolved" in lines[1]  # clean: no discordant clip
+
+
+# -- the command line -------------------------------------------------------------
+
+
+def test_train_reports_calibration_and_evaluate_scores_shifts(tmp_path, monkeypatch, capsys):
+    """What a user sees: `train` prints ECE and the shifted errors and keeps
+    the temperature in model.keras; `evaluate --shift` scores the same
+    model under shifts, pairs each with the clean clips and draws them."""
+    import json
+
+    from keras_speechmix.audio import synth
+    from keras_speechmix.cli import main
+
+    monkeypatch.setenv("KERAS_SPEECHMIX_CACHE", str(tmp_path / "cache"))
+    folder = synth.synthesize_digits(num_speakers=2, takes_per_speaker=2)
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(folder), "--mix", "none", "--epochs", "2",
+                 "--out", str(out), "--quiet", "--clip-seconds", "1.0"]) == 0
+    printed = capsys.readouterr().out
+    assert "calibration: ECE " in printed and "fitted on the validation clips" in printed
+    assert "test error under recording shifts" in printed and "level:-20 " in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["temperature"] != 1.0 and list(metrics["shifts"]) == list(SHIFTS)
+    model = ksm.load_model(out / "model.keras")
+    assert model.layers[-1].temperature == pytest.approx(metrics["temperature"])
+
+    picture = tmp_path / "robustness.png"
+    assert main(["evaluate", str(out / "model.keras"), "--data", str(folder),
+                 "--shift", "level:-20", "white:10", "--picture", str(picture)]) == 0
+    printed = capsys.readouterr().out
+    assert "Calibration: ECE " in printed and "the model's temperature" in printed
+    rows = {line.split()[0]: line for line in printed.splitlines()
+            if line.split() and line.split()[0] in ("clean", "level:-20", "white:10")}
+    assert set(rows) == {"clean", "level:-20", "white:10"}
+    assert "0:0 p=1.000 not resolved" in rows["level:-20"]  # a level-invariant network
+    assert picture.read_bytes().startswith(b"\x89PNG") and picture.stat().st_size > 5000
+    assert main(["evaluate", str(out / "model.keras"), "--data", str(folder), "--json",
+                 "--shift", "all", "--picture", str(picture)]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert list(result["shifts"]) == list(SHIFTS)
+    assert result["shifts"]["white:5"]["against_clean"]["p"] <= 1.0
+
+
+def test_evaluate_refuses_an_unknown_shift_before_loading(tmp_path, capsys):
+    from keras_speechmix.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["evaluate", str(tmp_path / "none.keras"), "--data", str(tmp_path),
+              "--shift", "loud:3"])
+    assert stop.value.code == 2
+    assert "--shift: unknown shift 'loud:3'" in capsys.readouterr().err

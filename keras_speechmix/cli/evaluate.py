@@ -66,9 +66,12 @@ def run_evaluate(args):
     """`speechmix evaluate`: accuracy and confusion matrix of a saved model."""
     import numpy as np
 
+    from keras_speechmix import calibration
     from keras_speechmix.audio import datasets, streaming
     from keras_speechmix.models.saved import predict_clips
 
+    if args.shift and args.stream:
+        raise ValueError("--shift scores the clips in memory; leave out --stream")
     model, info, rate = _model_and_rate(args.model, args.sample_rate)
     length = info.get("input_length") or model.input_shape[1]
     # Classes and folds are checked on the listing, before anything is decoded.
@@ -105,10 +108,16 @@ def run_evaluate(args):
     np.add.at(confusion, (labels, predicted), 1)
     result = {"accuracy": float(np.mean(predicted == labels)),
               "error": float(np.mean(predicted != labels)),
+              "ece": calibration.expected_calibration_error(probabilities, labels),
+              "nll": calibration.negative_log_likelihood(probabilities, labels),
+              "temperature": _temperature(model),
               "num_clips": len(labels), "class_names": names,
               "confusion": confusion.tolist(), "notes": notes,
               "skipped_files": {path: datasets.skip_reason(path, reason)
                                 for path, reason in sorted(skipped.items())}}
+    if args.shift:
+        result["shifts"] = _shifted(args, model, clips, length, labels,
+                                    dict(correct=predicted == labels, ece=result["ece"]))
     if args.json:
         print(json.dumps(result))
         return result
@@ -122,8 +131,67 @@ def run_evaluate(args):
         _report_skipped(f"Skipped {_plural(len(clips.skips.skipped), 'unreadable file')}:",
                         sorted(clips.skips.skipped.items()), None)
     print(f"{_percent(result['accuracy'])} on {_plural(result['num_clips'], 'clip')}")
+    print(f"Calibration: ECE {100 * result['ece']:.1f} % (10 bins), NLL {result['nll']:.3f}"
+          + (f" (the model's temperature {result['temperature']:.2f})"
+             if result["temperature"] != 1.0 else " (the model has no temperature)"))
+    if args.shift:
+        _print_shifts(result["shifts"], args.picture)
     width = max(len(n) for n in names)
     print("Confusion (rows: true class, columns: predicted, in this order):")
     for name, row in zip(names, confusion):
         print(f"{name:>{width}} " + " ".join(f"{v:4d}" for v in row))
     return result
+
+
+def _temperature(model):
+    from keras_speechmix import calibration
+
+    last = model.layers[-1]
+    return last.temperature if isinstance(last, calibration.TemperatureScaling) else 1.0
+
+
+def _shifted(args, model, clips, length, labels, clean):
+    """Error, ECE, NLL and the paired test against the clean clips (`clean`:
+    their correctness and ECE) under each `--shift`; draws `--picture`."""
+    from keras_speechmix import calibration
+    from keras_speechmix.audio.shifts import SHIFTS, apply_shift
+    from keras_speechmix.cli import plots
+    from keras_speechmix.models.saved import predict_clips
+    from keras_speechmix.training.paired import compare_shifts, mcnemar
+
+    names = []
+    for shift in args.shift:
+        names += [s for s in (SHIFTS[1:] if shift == "all" else [shift]) if s not in names]
+    clean_correct = clean["correct"]
+    scores = {"clean": {"error": float(1 - clean_correct.mean()), "ece": clean["ece"],
+                        "correct": clean_correct.astype(int).tolist()}}
+    for shift in names:
+        waves = apply_shift(clips.waveforms, shift, seed=args.shift_seed, labels=clips.labels)
+        probabilities = predict_clips(model, waves, length)
+        correct = probabilities.argmax(axis=1) == labels
+        scores[shift] = {
+            "error": float(1 - correct.mean()),
+            "ece": calibration.expected_calibration_error(probabilities, labels),
+            "nll": calibration.negative_log_likelihood(probabilities, labels),
+            "against_clean": mcnemar(correct, clean_correct),
+            "correct": correct.astype(int).tolist()}
+    table = compare_shifts([{"mix": "model", "seed": args.shift_seed, "shifts": scores}],
+                           ["model"])
+    plots.plot_robustness(table, args.picture, title=f"{args.model} on {args.data}")
+    return scores
+
+
+def _print_shifts(scores, picture):
+    print("Under recording shifts (the same clips changed at scoring time; McNemar "
+          "against the clean clips: clips only the shifted scoring gets right : only "
+          "the clean one):")
+    print(f"{'shift':<14} {'error %':>8} {'ECE %':>6}   against clean")
+    for shift, score in scores.items():
+        if shift == "clean":
+            print(f"{shift:<14} {100 * score['error']:8.1f} {100 * score['ece']:6.1f}")
+            continue
+        test = score["against_clean"]
+        words = "resolved" if test["p"] < 0.05 else "not resolved"
+        print(f"{shift:<14} {100 * score['error']:8.1f} {100 * score['ece']:6.1f}   "
+              f"{test['a_only']}:{test['b_only']} p={test['p']:.3f} {words}")
+    print(f"Wrote {picture}")

@@ -3,6 +3,7 @@
 import argparse
 import os
 
+from keras_speechmix.audio.shifts import SHIFTS, parse_shift
 from keras_speechmix.cli.demo import DEMO, _demo_epochs
 
 
@@ -48,6 +49,17 @@ def _whole(minimum):
 # and carry nothing; 4 kHz (speech up to 2 kHz) leaves every band filled.
 # The highest is the highest rate audio files commonly have.
 MIN_RATE, MAX_RATE = 4000, 384000
+
+
+def _shift(text):
+    """An argparse type: a recording shift name (`audio.shifts`), or 'all'."""
+    if text == "all":
+        return text
+    try:
+        parse_shift(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def _rate(text):
@@ -270,6 +282,20 @@ def _add_evaluate(commands):
     evaluate.add_argument("--stream", action="store_true",
                           help="read the files as scoring goes (for large sets)")
     evaluate.add_argument("--json", action="store_true", help="print JSON only")
+    evaluate.add_argument(
+        "--shift", nargs="+", type=_shift, default=None, metavar="SHIFT",
+        help="also score the clips under recording shifts, applied at scoring time "
+             "(seeded): 'level:DB' (a gain; louder clips clipped at full scale), "
+             "'white:SNR', 'pink:SNR' (noise SNR in dB), 'background:SNR' (other clips "
+             "of the set of other classes), or 'all' for " + " ".join(SHIFTS[1:])
+             + "; each is compared with the clean clips clip by clip (McNemar), and "
+             "the errors are drawn in --picture")
+    evaluate.add_argument("--shift-seed", type=_whole(0), default=0, metavar="N",
+                          help="seed of the noise and background draws (default "
+                               "%(default)s)")
+    evaluate.add_argument("--picture", default="robustness.png", metavar="PNG",
+                          help="with --shift: where to draw error against level and "
+                               "SNR (default %(default)s)")
 
 
 def _add_predict(commands):
