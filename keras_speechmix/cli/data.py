@@ -74,6 +74,8 @@ def _check_fold_classes(files, data, test_folds, train_folds=None):
         return
     training = (np.isin(files.folds, train_folds) if train_folds
                 else ~np.isin(files.folds, test_folds))
+    if not training.any():
+        return  # no training fold at all: the split says so
     missing = _untrained(files.labels[training], files.class_names)
     if missing:
         where = "; ".join(
