@@ -29,7 +29,7 @@ import numpy as np
 from keras import ops
 
 __all__ = ["TemperatureScaling", "expected_calibration_error", "fit_temperature",
-           "negative_log_likelihood", "with_temperature"]
+           "negative_log_likelihood", "temperature_of", "with_temperature"]
 
 # Probabilities are clipped here before the log: a softmax can underflow to 0.
 _TINY = 1e-12
@@ -217,3 +217,17 @@ def with_temperature(model, temperature):
         output = TemperatureScaling(temperature, name="temperature")(output)
     inputs = model.inputs
     return keras.Model(inputs[0] if len(inputs) == 1 else inputs, output, name=model.name)
+
+
+def temperature_of(model):
+    """The temperature of `model`'s `TemperatureScaling` output layer, or 1.0.
+
+    Example:
+
+    >>> import keras
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Softmax()])
+    >>> temperature_of(model), temperature_of(with_temperature(model, 0.7))
+    (1.0, 0.7)
+    """
+    last = model.layers[-1]
+    return last.temperature if isinstance(last, TemperatureScaling) else 1.0

@@ -328,6 +328,19 @@ def test_train_reports_calibration_and_evaluate_scores_shifts(tmp_path, monkeypa
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert list(result["shifts"]) == list(SHIFTS)
     assert result["shifts"]["white:5"]["against_clean"]["p"] <= 1.0
+    # --no-temperature: the network's own probabilities, the same answers.
+    assert main(["evaluate", str(out / "model.keras"), "--data", str(folder), "--json",
+                 "--no-temperature"]) == 0
+    raw = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert raw["temperature"] == 1.0 and raw["confusion"] == result["confusion"]
+    assert raw["nll"] != pytest.approx(result["nll"])
+    assert main(["predict", str(out / "model.keras"), str(next(folder.rglob("*.wav"))),
+                 "--json", "--top", "3", "--no-temperature"]) == 0
+    uncalibrated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main(["predict", str(out / "model.keras"), str(next(folder.rglob("*.wav"))),
+                 "--json", "--top", "3"]) == 0
+    calibrated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert uncalibrated != calibrated
 
 
 def test_evaluate_refuses_an_unknown_shift_before_loading(tmp_path, capsys):

@@ -6,14 +6,18 @@ from keras_speechmix.cli.data import _check_folds
 from keras_speechmix.cli.report import _percent, _plural, _report_load, _report_skipped
 
 
-def _model_and_rate(path, sample_rate=None):
+def _model_and_rate(path, sample_rate=None, temperature=True):
     """`(model, info, rate)` of a saved model. The rate is the one saved in
     the file, else its feature layer's, else `sample_rate` (--sample-rate);
-    a --sample-rate that is not the model's is refused."""
+    a --sample-rate that is not the model's is refused. `temperature=False`
+    (--no-temperature) takes the model's temperature layer off."""
+    from keras_speechmix import calibration
     from keras_speechmix.models import saved
 
     info = saved.model_info(path)  # names what is wrong with the path
     model = saved.load_model(path)
+    if not temperature:
+        model = calibration.with_temperature(model, None)
     known = info.get("sample_rate") or saved.feature_sample_rate(model)
     if known and sample_rate and sample_rate != known:
         where = ("recorded in the file" if info.get("sample_rate")
@@ -72,7 +76,7 @@ def run_evaluate(args):
 
     if args.shift and args.stream:
         raise ValueError("--shift scores the clips in memory; leave out --stream")
-    model, info, rate = _model_and_rate(args.model, args.sample_rate)
+    model, info, rate = _model_and_rate(args.model, args.sample_rate, args.temperature)
     length = info.get("input_length") or model.input_shape[1]
     # Classes and folds are checked on the listing, before anything is decoded.
     files = streaming.list_files(args.data, rate)
@@ -110,7 +114,7 @@ def run_evaluate(args):
               "error": float(np.mean(predicted != labels)),
               "ece": calibration.expected_calibration_error(probabilities, labels),
               "nll": calibration.negative_log_likelihood(probabilities, labels),
-              "temperature": _temperature(model),
+              "temperature": calibration.temperature_of(model),
               "num_clips": len(labels), "class_names": names,
               "confusion": confusion.tolist(), "notes": notes,
               "skipped_files": {path: datasets.skip_reason(path, reason)
@@ -141,13 +145,6 @@ def run_evaluate(args):
     for name, row in zip(names, confusion):
         print(f"{name:>{width}} " + " ".join(f"{v:4d}" for v in row))
     return result
-
-
-def _temperature(model):
-    from keras_speechmix import calibration
-
-    last = model.layers[-1]
-    return last.temperature if isinstance(last, calibration.TemperatureScaling) else 1.0
 
 
 def _shifted(args, model, clips, length, labels, clean):

@@ -261,6 +261,12 @@ _MODEL_RATE_HELP = ("only for a model that records no rate and has no feature la
                     "its feature layer's)")
 
 
+_NO_TEMPERATURE_HELP = (
+    "report the network's own probabilities, without the temperature `speechmix train` "
+    "fitted on its validation clips (the default applies it, so probabilities read as "
+    "confidences)")
+
+
 def _add_evaluate(commands):
     evaluate = commands.add_parser(
         "evaluate", help="accuracy and confusion of a saved model on a data set",
@@ -282,6 +288,8 @@ def _add_evaluate(commands):
     evaluate.add_argument("--stream", action="store_true",
                           help="read the files as scoring goes (for large sets)")
     evaluate.add_argument("--json", action="store_true", help="print JSON only")
+    evaluate.add_argument("--no-temperature", dest="temperature", action="store_false",
+                          help=_NO_TEMPERATURE_HELP)
     evaluate.add_argument(
         "--shift", nargs="+", type=_shift, default=None, metavar="SHIFT",
         help="also score the clips under recording shifts, applied at scoring time "
@@ -314,6 +322,8 @@ def _add_predict(commands):
                          help="classes to print per file (default %(default)s)")
     predict.add_argument("--sample-rate", type=_rate, default=None, metavar="HZ",
                          help=_MODEL_RATE_HELP)
+    predict.add_argument("--no-temperature", dest="temperature", action="store_false",
+                         help=_NO_TEMPERATURE_HELP)
     predict.add_argument("--json", action="store_true",
                          help="print JSON only: 'predictions' and 'skipped_files', each "
                               "in the order the files were given")

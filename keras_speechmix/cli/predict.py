@@ -27,7 +27,7 @@ def run_predict(args):
     from keras_speechmix import audio
     from keras_speechmix.models.saved import predict_clips
 
-    model, info, rate = _model_and_rate(args.model, args.sample_rate)
+    model, info, rate = _model_and_rate(args.model, args.sample_rate, args.temperature)
     names = info.get("class_names") or [str(k) for k in range(model.output_shape[-1])]
     length = info.get("input_length") or model.input_shape[1]
     waves, failed = {}, {}

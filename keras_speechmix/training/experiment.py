@@ -457,16 +457,12 @@ def train_clips(train, test=None, mix="speechmix", epochs=None, seed=0,
     uncalibrated = net
     if calibrate and validation is not None and len(validation) and not _streamed(validation):
         net = calibration.with_temperature(net, _fit_temperature(net, validation, length, crops))
-    result["temperature"] = _temperature(net)
+    result["temperature"] = calibration.temperature_of(net)
     result.update(_scores(net, train, validation, test, length, crops, num_classes,
                           shifts=SHIFTS if shifts is None else shifts, seed=seed,
                           uncalibrated=None if net is uncalibrated else uncalibrated))
     return net, result
 
-
-def _temperature(model):
-    last = model.layers[-1]
-    return last.temperature if isinstance(last, calibration.TemperatureScaling) else 1.0
 
 
 def _run_callbacks(train, batch_size, max_skipped, callbacks):
