@@ -49,9 +49,17 @@ def test_demo_compares_over_seeds_and_writes_pictures(tmp_path, capsys):
     assert "mean ± s.e. over 2 seed(s)" in printed
     assert "speechmix: " in printed and "combined s.e." in printed
     assert "test speaker(s) ['yweweler'] (never trained on)" in printed
-    for name in ("curves.png", "confusion.png", "mixing.png"):
+    for name in ("curves.png", "confusion.png", "mixing.png", "robustness.png"):
         data = (out / name).read_bytes()
         assert data.startswith(PNG) and len(data) > 5000, name
+    # Clean and shifted errors side by side, paired clip by clip (issue 27).
+    shifts = results["robustness"]
+    assert list(shifts)[:2] == ["clean", "level:-20"] and "white:10" in shifts
+    assert "mcnemar" in shifts["white:10"]["speechmix"]
+    assert shifts["level:-20"]["none"]["error_mean"] == shifts["clean"]["none"]["error_mean"]
+    assert set(results["calibration"]) == {"none", "speechmix"}
+    assert "The same test clips under recording shifts" in printed
+    assert "Calibration on the clean test clips" in printed
 
 
 def test_demo_epochs_follow_the_default_recipe(monkeypatch):

@@ -140,6 +140,15 @@ def test_an_out_under_a_file_is_refused_before_decoding(tmp_path, capsys, monkey
     assert f"--out {a_file / 'run'}: {a_file} is a file" in err and "Errno" not in err
 
 
+def test_the_demo_refuses_an_out_under_a_file_before_training(tmp_path, capsys, monkeypatch):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    forbid_decoding(monkeypatch)
+    code, _, err = run(capsys, "demo", "--out", a_file / "demo", "--epochs", "1")
+    assert code == 2
+    assert f"--out {a_file / 'demo'}: {a_file} is a file" in err and "Errno" not in err
+
+
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
                     reason="root writes into read-only folders")
 def test_an_unwritable_out_is_refused_before_decoding(tmp_path, capsys, monkeypatch):

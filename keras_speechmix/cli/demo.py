@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from keras_speechmix.cli.data import _load, _split
+from keras_speechmix.cli.data import _check_out, _load, _make_out, _split
 from keras_speechmix.cli.report import _comparison, _progress
 from keras_speechmix.cli.train import _mixing_panels
 from keras_speechmix.training.paired import compare_shifts, shift_lines
@@ -64,7 +64,10 @@ def run_demo(args):
     from keras_speechmix.training import experiment
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    # The demo's results.json and pictures are replaced run after run: no
+    # --overwrite guard, but a place that cannot take them is refused first.
+    _check_out(out, overwrite=True)
+    _make_out(out)
     mixes = [m.strip() for m in args.mixes.split(",") if m.strip()]
     unknown = sorted(set(mixes) - set(experiment.MIXES))
     if unknown or not mixes:
