@@ -7,6 +7,10 @@ trains quickly on a CPU. Both return a plain functional `keras.Model` whose
 `keras_speechmix.SpeechMix(model)` activates one of them, so the same model
 is trained, evaluated, saved and served without change.
 
+Each scales every clip to one RMS level right after its waveform mixing
+point (`audio.level.LevelNormalization`), so a quieter or louder recording
+gets the same answer; `level_norm=False` leaves the waveform as it is.
+
 Both models end in a softmax: `model.predict` gives class probabilities and
 the matching loss is `keras.losses.CategoricalCrossentropy()` (the default
 `from_logits=False`) on the (mixed) one-hot targets. With soft targets this
