@@ -23,13 +23,16 @@ import importlib
 import importlib.metadata
 import importlib.util
 import io
-import math
-import re
 
 import numpy as np
 import soundfile
-import soxr
+import soxr  # noqa: F401  (its version is reported beside soundfile's)
 import tensorflow as tf
+
+# The resampler and the truncation log pattern are shared with the
+# TensorFlow-free segment reader (training crops read by seeking).
+from keras_speechmix.audio.segments import SHORT_CHUNK as _SHORT_CHUNK
+from keras_speechmix.audio.segments import resample_array as _resample_array
 
 __all__ = [
     "HAVE_TFIO",
@@ -64,9 +67,6 @@ _NAMES = {"WAV": "WAV", "WAVEX": "WAV", "RF64": "WAV", "W64": "WAV", "FLAC": "FL
 _MAGIC = ((b"RIFF", "WAV"), (b"RF64", "WAV"), (b"fLaC", "FLAC"), (b"OggS", "Ogg"),
           (b"ID3", "MP3"), (b"FORM", "AIFF"))
 _EXPECTED = "expected WAV, FLAC, Ogg Vorbis/Opus or MP3"
-# libsndfile's log for a RIFF file whose data chunk is cut short:
-# "data : 32000 (should be 15978)".
-_SHORT_CHUNK = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.M)
 _PLACEHOLDER_SIZES = (0, 0xFFFFFFFF)  # streamed WAVs leave the size unset
 
 
@@ -450,20 +450,6 @@ def _check_rate(name, value):
     return int(value)
 
 
-def _resample_array(x, rate_in, rate_out):
-    """soxr on a `(samples,)` or `(samples, channels)` float32 array, `ceil` long."""
-    x = np.asarray(x, np.float32)
-    if rate_in == rate_out:
-        return x
-    out_len = -(-len(x) * rate_out // rate_in)
-    # soxr's one-shot call is aligned (its delay removed) but rounds the
-    # length; a few zeros past the end (what it assumes there anyway) give
-    # the ceil(...) samples this function promises.
-    pad = math.ceil(rate_in / rate_out) + 1
-    x = np.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1))
-    return np.ascontiguousarray(soxr.resample(x, rate_in, rate_out)[:out_len], np.float32)
-
-
 def resample(wave, rate_in, rate_out):
     """Resamples a waveform with soxr (the SoX resampler, "HQ" quality).
 
@@ -513,6 +499,42 @@ def _seed_tensor(seed):
     return tf.cast(seed, tf.int64)
 
 
+def crop_window(n, length, mode="random", seed=None):
+    """Where `fix_length` puts a clip of `n` samples: `(start, pad_left)`.
+
+    A longer clip is cropped from `start` (`pad_left` is 0); a shorter one
+    is placed after `pad_left` zeros (`start` is 0). The offset is drawn as
+    `fix_length` draws it (the same stateless op on the same seed), so a
+    reader that knows only a clip's length can read just the crop that
+    `fix_length` would cut from the whole clip.
+
+    Args:
+        n: The clip's length in samples (a Python int or an int32 scalar).
+        length, mode, seed: As for `fix_length`.
+
+    Returns:
+        Two int32 scalar tensors.
+
+    Example:
+
+    >>> [int(t) for t in crop_window(10, 4, "center")]
+    [3, 0]
+    >>> [int(t) for t in crop_window(2, 4, "center")]
+    [0, 1]
+    """
+    if mode not in ("random", "center"):
+        raise ValueError(f"crop_window: mode must be 'random' or 'center'; got {mode!r}")
+    excess = tf.cast(n, tf.int32) - int(length)
+    spread = tf.abs(excess)
+    if mode == "center":
+        offset = spread // 2
+    else:
+        offset = tf.random.stateless_uniform(
+            [], seed=_seed_tensor(seed), minval=0, maxval=spread + 1, dtype=tf.int32
+        )
+    return tf.where(excess > 0, offset, 0), tf.where(excess < 0, offset, 0)
+
+
 def fix_length(wave, length, mode="random", seed=None):
     """Pads with zeros or crops a waveform to exactly `length` samples.
 
@@ -552,16 +574,7 @@ def fix_length(wave, length, mode="random", seed=None):
             f"got shape {wave.shape}"
         )
     n = tf.shape(wave)[0]
-    excess = n - length
-    spread = tf.abs(excess)
-    if mode == "center":
-        offset = spread // 2
-    else:
-        offset = tf.random.stateless_uniform(
-            [], seed=_seed_tensor(seed), minval=0, maxval=spread + 1, dtype=tf.int32
-        )
-    start = tf.where(excess > 0, offset, 0)
-    pad_left = tf.where(excess < 0, offset, 0)
+    start, pad_left = crop_window(n, length, mode, seed)
     kept = wave[start : start + tf.minimum(n, length)]
     pad_right = length - tf.shape(kept)[0] - pad_left
     paddings = [[pad_left, pad_right]] + [[0, 0]] * (wave.shape.rank - 1)

@@ -8,6 +8,8 @@ labels per row, as FSD50K's). `FileSet.to_dataset` then reads, decodes,
 resamples and crops the files in parallel inside `tf.data`, so memory does
 not grow with the number of files; its elements are what `ClipSet.to_dataset`
 gives, so `partner_batches` and `experiment.train_clips` take either.
+Training crops are read by seeking: only the part of a file a crop needs
+is decoded (see `FileSet.to_dataset`).
 
 A file that cannot be decoded never stops a run and is never silent: it is
 skipped and recorded, with its reason, in the set's `SkipLog`, and
@@ -37,7 +39,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_speechmix.audio import datasets
+import soundfile
+
+from keras_speechmix.audio import datasets, segments
 from keras_speechmix.audio import decode as audio
 from keras_speechmix.epochs import epoch_order, epoch_seeds
 
@@ -163,14 +167,83 @@ class SkipGuard(keras.callbacks.Callback):
         self.log.check(self.max_fraction)
 
 
-# What a file that cannot be used raises (np.load: ValueError for a bad .npy).
-_UNREADABLE = (audio.AudioDecodeError, OSError, ValueError)
+# What a file that cannot be used raises (np.load: ValueError for a bad .npy;
+# soundfile's own error where a seek or a segment's decoding fails).
+_UNREADABLE = (audio.AudioDecodeError, OSError, ValueError, soundfile.LibsndfileError)
 
 
 def _decode(path, rate, trim=None):
     """One file's mono samples at `rate`, trimmed when `trim` is a threshold."""
     wave, _ = audio.load_audio(path, rate)
     return wave if trim is None else datasets.trim_wave(wave, trim)
+
+
+class _Spans:
+    """What each file's training crops need to know before reading it.
+
+    Per file and set rate and trim, four ints, learned the first time it is
+    read and kept: its frames and rate (from its header, `soundfile.info`),
+    and the first sample and the length of the clip at the set's rate, after
+    trimming. Without `trim` they come from the header alone; with it the
+    file is decoded once, whole, to find its first and last loud samples
+    (and that read's crop is cut from the decoded clip). Files the header
+    cannot serve exactly (MP3, Opus, damaged headers, remote paths) are not
+    remembered: they are decoded whole on every read, as before seeking.
+    Memory: one small tuple per file, never samples.
+    """
+
+    def __init__(self):
+        self._known = {}  # (path, rate, trim) -> (frames, rate_in, first, n)
+
+    def __len__(self):
+        return len(self._known)
+
+    def lookup(self, path, rate, trim):
+        """`((frames, rate_in, first, n), whole)`; `whole` is the decoded
+        clip when this call decoded it (else None). `frames` is -1 for a
+        `.npy` clip (already at `rate`, trimmed) and 0 for a clip that must
+        be decoded whole every time."""
+        key = (path, rate, trim)
+        known = self._known.get(key)
+        if known is not None:
+            return known, None
+        if path.endswith(".npy"):
+            # `cached` wrote the clip at `rate`, trimmed: its length is in
+            # the array's header, and a memory map reads just the crop.
+            known = self._known[key] = (-1, rate, 0, int(np.load(path, mmap_mode="r").shape[0]))
+            return known, None
+        header = None
+        if "://" not in path:
+            try:
+                header = segments.read_header(path)
+            except (soundfile.LibsndfileError, OSError):
+                header = None  # the whole decode below words the error
+        if header is None or not header.seekable:
+            wave = _decode(path, rate, trim)
+            return (0, rate, 0, len(wave)), wave
+        n = segments.resampled_length(header.frames, header.rate, rate)
+        if trim is None:
+            known = self._known[key] = (header.frames, header.rate, 0, n)
+            return known, None
+        wave, _ = audio.load_audio(path, rate)
+        if len(wave) != n:  # the header's count was not the decoder's: no seeking
+            wave = datasets.trim_wave(wave, trim)
+            return (0, rate, 0, len(wave)), wave
+        # `datasets.trim_wave`'s rule, kept as two ints.
+        loud = np.flatnonzero(np.abs(wave) > trim)
+        first, n = (int(loud[0]), int(loud[-1] - loud[0] + 1)) if loud.size else (0, n)
+        known = self._known[key] = (header.frames, header.rate, first, n)
+        return known, wave
+
+
+def _read_span(path, frames, rate_in, rate, start, count, whole):
+    """Samples `start .. start + count - 1` of a clip that `_Spans` described."""
+    if whole.size:
+        return whole[start:start + count]
+    if frames < 0:
+        return np.array(np.load(path, mmap_mode="r")[start:start + count], np.float32)
+    return segments.read_segment(path, segments.Header(frames, rate_in, True), rate,
+                                 start, count)
 
 
 def _wav_seconds(path):
@@ -216,6 +289,9 @@ class FileSet:
         trim: Cut leading and trailing samples at or below this magnitude
             from every clip when read (`None`: keep them); see
             `trim_silence`.
+        spans: What training crops learned of each file (header facts,
+            trimmed span: a few ints per file), shared by the set's subsets;
+            made empty when not given.
 
     Example:
 
@@ -234,6 +310,7 @@ class FileSet:
     report: datasets.LoadReport = None
     skips: SkipLog = None
     trim: float = None
+    spans: _Spans = dataclasses.field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         self.paths = [str(p) for p in self.paths]
@@ -260,6 +337,7 @@ class FileSet:
                 f"{len(self.class_names)} class names")
         self.report = self.report or datasets.LoadReport(found=len(self.paths))
         self.skips = self.skips or SkipLog()
+        self.spans = _Spans() if self.spans is None else self.spans
 
     def __len__(self):
         return len(self.paths)
@@ -445,6 +523,82 @@ class FileSet:
         for suffix in {Path(p).suffix.lower() for p in self.paths}:
             audio._require_decoder(suffix)
 
+    def _ordered(self, training, seed, epoch):
+        """`(path, label)` pairs in reading order: reshuffled each epoch when
+        `training`, a function of `(seed, epoch)` with an `epoch` variable."""
+        self._check_decoders()
+        data = tf.data.Dataset.from_tensor_slices((self.paths, self.labels))
+        if training and epoch is not None:
+            paths, labels = tf.constant(self.paths), tf.constant(self.labels)
+            return epoch_order(len(self), seed or 0, epoch).map(
+                lambda i: (paths[i], labels[i]))
+        if training:
+            # Shuffling paths, not decoded clips: the buffer holds names only.
+            return data.shuffle(max(1, len(self)), seed=seed, reshuffle_each_iteration=True)
+        return data
+
+    def _span_function(self):
+        rate, log, trim, spans = self.sample_rate, self.skips, self.trim, self.spans
+
+        def span(path):
+            path = path.decode()
+            try:
+                (frames, rate_in, first, n), whole = spans.lookup(path, rate, trim)
+            except _UNREADABLE as e:
+                log.record(path, str(e))
+                return (*np.zeros(4, np.int64), np.zeros(0, np.float32), False)
+            whole = np.zeros(0, np.float32) if whole is None else whole
+            return (*np.array([frames, rate_in, first, n], np.int64), whole, True)
+
+        def span_op(path):
+            *ints, whole, ok = tf.numpy_function(
+                span, [path], (tf.int64,) * 4 + (tf.float32, tf.bool), stateful=True)
+            return (*(tf.ensure_shape(i, []) for i in ints), tf.ensure_shape(whole, [None]),
+                    tf.ensure_shape(ok, []))
+
+        return span_op
+
+    def _crop_function(self, length):
+        rate, log = self.sample_rate, self.skips
+
+        def read(path, frames, rate_in, start, count, whole):
+            path = path.decode()
+            try:
+                wave = _read_span(path, int(frames), int(rate_in), rate, int(start),
+                                  int(count), whole)
+            except _UNREADABLE as e:
+                log.record(path, str(e))
+                return np.zeros(count, np.float32), False
+            log.record(path)
+            return wave, True
+
+        def crop(element, seed):
+            path, frames, rate_in, first, n, whole, label = element
+            # The offset `fix_length(clip, length, "random", seed)` would
+            # draw on the whole (trimmed) clip, from its length alone.
+            start, pad_left = audio.crop_window(n, length, "random", seed)
+            count = tf.minimum(tf.cast(n, tf.int32), length)
+            wave, ok = tf.numpy_function(
+                read, [path, frames, rate_in, first + tf.cast(start, tf.int64),
+                       tf.cast(count, tf.int64), whole],
+                (tf.float32, tf.bool), stateful=True)
+            wave = tf.pad(tf.ensure_shape(wave, [None]),
+                          [[pad_left, length - count - pad_left]])
+            return tf.ensure_shape(wave, [length]), tf.ensure_shape(ok, []), label
+
+        return crop
+
+    def _seeking_crops(self, length, seed, num_parallel_calls, epoch, seeds):
+        data = self._ordered(True, seed, epoch)
+        span = self._span_function()
+        data = data.map(_with_span(span), num_parallel_calls=num_parallel_calls,
+                        deterministic=True).filter(_spanned).map(_without_span_flag)
+        # Seeds are paired with the files that were read, in order, as the
+        # whole-clip path pairs them: the same crops for the same seed.
+        return tf.data.Dataset.zip((data, seeds())).map(
+            self._crop_function(length), num_parallel_calls=num_parallel_calls,
+            deterministic=True).filter(_was_read).map(_without_flag)
+
     def read(self, training=False, seed=None, num_parallel_calls=tf.data.AUTOTUNE,
              epoch=None):
         """Decoded `(waveform, label)` pairs at full length, skipping bad files.
@@ -458,15 +612,7 @@ class FileSet:
 
         >>> # for wave, label in files.read(): ...
         """
-        self._check_decoders()
-        data = tf.data.Dataset.from_tensor_slices((self.paths, self.labels))
-        if training and epoch is not None:
-            paths, labels = tf.constant(self.paths), tf.constant(self.labels)
-            data = epoch_order(len(self), seed or 0, epoch).map(
-                lambda i: (paths[i], labels[i]))
-        elif training:
-            # Shuffling paths, not decoded clips: the buffer holds names only.
-            data = data.shuffle(max(1, len(self)), seed=seed, reshuffle_each_iteration=True)
+        data = self._ordered(training, seed, epoch)
         read = self._read_function()
         data = data.map(lambda p, y: (*read(p), y), num_parallel_calls=num_parallel_calls,
                         deterministic=True)
@@ -475,7 +621,8 @@ class FileSet:
         return data.filter(_was_read).map(_without_flag)
 
     def to_dataset(self, length, training=False, seed=None,
-                   num_parallel_calls=tf.data.AUTOTUNE, epoch=None, sound_crops=None):
+                   num_parallel_calls=tf.data.AUTOTUNE, epoch=None, sound_crops=None,
+                   seek=True):
         """`(waveform, label)` pairs of `length` samples, read as they are needed.
 
         The same elements as `ClipSet.to_dataset`: a seeded random crop (or
@@ -485,6 +632,19 @@ class FileSet:
         and crops a function of `(seed, epoch)`, for exact resumption;
         `sound_crops` redraws quiet training crops, as for `ClipSet`.
 
+        Training crops are read by seeking (`seek=True`): each file's length
+        comes from its header, read once (`spans`); the crop's offset is
+        drawn from that length exactly as `fix_length` draws it on the whole
+        clip (`keras_speechmix.audio.decode.crop_window`, same seed, same
+        offset), and only the frames the crop needs are decoded and
+        resampled (`keras_speechmix.audio.segments`): the same samples as
+        cutting the crop from the whole decoded clip, to float round-off.
+        With `trim_silence`, each file is decoded whole once to find its
+        first and last loud samples (kept as two ints). Decoded whole on
+        every read, as with `seek=False`: `sound_crops` (it compares each
+        crop with the whole clip's level), evaluation crops, MP3 and Opus
+        files (their headers' lengths are not exact), and remote paths.
+
         Example:
 
         >>> # batches = partner_batches(files.to_dataset(16000, training=True, seed=0)
@@ -493,16 +653,20 @@ class FileSet:
         if not isinstance(length, (int, np.integer)) or length <= 0:
             raise ValueError(f"to_dataset: length must be a positive int; got {length!r}")
         length = int(length)
+
+        def seeds():
+            if epoch is not None:
+                return epoch_seeds((seed or 0) + 1, epoch)
+            return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(
+                2, drop_remainder=True)
+
+        if training and seek and sound_crops is None:
+            return self._seeking_crops(length, seed, num_parallel_calls, epoch, seeds)
         data = self.read(training, seed, num_parallel_calls, epoch)
         if not training:
             return data.map(lambda w, y: (audio.fix_length(w, length, "center"), y),
                             num_parallel_calls=num_parallel_calls, deterministic=True)
-        if epoch is not None:
-            seeds = epoch_seeds((seed or 0) + 1, epoch)
-        else:
-            seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(
-                2, drop_remainder=True)
-        return tf.data.Dataset.zip((data, seeds)).map(
+        return tf.data.Dataset.zip((data, seeds())).map(
             lambda pair, s: (audio.training_crop(pair[0], length, s, sound_crops), pair[1]),
             num_parallel_calls=num_parallel_calls, deterministic=True)
 
@@ -513,6 +677,21 @@ def _was_read(wave, ok, label):
 
 def _without_flag(wave, ok, label):
     return wave, label
+
+
+def _with_span(span):
+    def with_span(path, label):
+        return (path, *span(path), label)
+
+    return with_span
+
+
+def _spanned(path, frames, rate_in, first, n, whole, ok, label):
+    return ok
+
+
+def _without_span_flag(path, frames, rate_in, first, n, whole, ok, label):
+    return path, frames, rate_in, first, n, whole, label
 
 
 def list_files(spec, sample_rate, extensions=datasets.AUDIO_EXTENSIONS):
