@@ -183,7 +183,11 @@ def summarise(runs, suites, seeds):
                 (base["error_mean"] - info["error_mean"]) / base["error_mean"]
                 if base["error_mean"] > 0 else None)
             info.update(paired_against_none(rows, method, seeds, len(folds)))
-        shifts = compare_shifts(rows, suite["methods"])
+        # Whole seeds only (every method on every fold), as the clean table.
+        whole = [s for s in seeds if all(
+            sum(r["seed"] == s and r["method"] == m for r in rows) >= len(folds)
+            for m in suite["methods"])]
+        shifts = compare_shifts([r for r in rows if r["seed"] in whole], suite["methods"])
         summary[suite["name"]] = {"folds": folds, "methods": per, "shifts": shifts,
                                   "target": _target(per), "robustness_target":
                                   _robustness_target(per, shifts)}
