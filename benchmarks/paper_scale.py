@@ -88,8 +88,12 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+if __name__ == "__main__":
+    # Only as a script: a test that imports this module must not leave
+    # KERAS_BACKEND=jax in its process's environment, where every later
+    # subprocess (the `speechmix` command in other tests) would inherit it.
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # `python benchmarks/paper_scale.py` uses this checkout

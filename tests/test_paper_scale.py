@@ -148,3 +148,16 @@ def test_esc10_is_read_trimmed_at_44k(shared_data):
     assert all(w[0] != 0 and w[-1] != 0 and len(w) <= 5 * ps.RATE + 100 for w in clips.waves)
     with pytest.raises(FileNotFoundError, match="ESC-10 not found"):
         ps.load_esc10(shared_data / "nowhere")
+
+
+def test_importing_the_benchmark_leaves_the_environment_alone():
+    """Imported by a test, it must not set KERAS_BACKEND for later
+    subprocesses (test_resume's `speechmix train` then ran on JAX). In a
+    fresh process: here it may be imported already."""
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    code = ("import os, sys; sys.path.insert(0, 'benchmarks'); import paper_scale; "
+            "print(os.environ.get('KERAS_BACKEND'))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "None"
