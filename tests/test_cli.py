@@ -48,6 +48,8 @@ def test_demo_compares_over_seeds_and_writes_pictures(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "mean ± s.e. over 2 seed(s)" in printed
     assert "speechmix: " in printed and "combined s.e." in printed
+    assert "clip by clip over the seeds" in printed and "McNemar p = " in printed
+    assert table["speechmix"]["mcnemar"]["a_only"] >= 0
     assert "test speaker(s) ['yweweler'] (never trained on)" in printed
     for name in ("curves.png", "confusion.png", "mixing.png", "robustness.png"):
         data = (out / name).read_bytes()

@@ -132,11 +132,35 @@ def _comparison(results, mixes):
         better = gap > 0
         relative = (f" ({100 * abs(gap) / base['mean']:.0f} % {'better' if better else 'worse'})"
                     if base["mean"] else "")
+        paired = _paired_clean(results, mix)
+        words = "" if paired is None else (
+            f"; clip by clip over the seeds, {paired['a_only']} clips only {mix} gets right "
+            f"and {paired['b_only']} only no mixing (McNemar p = {paired['p']:.2f}): "
+            + ("resolved" if paired["p"] < 0.05 else "no resolved difference"))
         verdicts.append(
             f"{mix}: {100 * abs(gap):.1f} points {'less' if better else 'more'} test error "
-            f"than no mixing{relative}; combined s.e. {100 * noise:.1f}: {verdict}.")
-        row.update(gap=gap, combined_se=noise, verdict=verdict)
+            f"than no mixing{relative}; combined s.e. {100 * noise:.1f}: {verdict}{words}.")
+        row.update(gap=gap, combined_se=noise, verdict=verdict, mcnemar=paired)
     return table, "\n".join(lines), verdicts
+
+
+def _paired_clean(results, mix, baseline="none"):
+    """McNemar's test of `mix` against `baseline` on the clean test clips,
+    pooled over the seeds both ran; `None` without per-clip scores."""
+    import numpy as np
+
+    from keras_speechmix.training.paired import mcnemar
+
+    def correct(name):
+        return {r["seed"]: r["shifts"]["clean"]["correct"] for r in results
+                if r["mix"] == name and "clean" in r.get("shifts", {})}
+
+    mine, base = correct(mix), correct(baseline)
+    seeds = sorted(set(mine) & set(base))
+    if not seeds:
+        return None
+    return mcnemar(np.concatenate([mine[s] for s in seeds]),
+                   np.concatenate([base[s] for s in seeds]))
 
 
 def _percent(accuracy):
