@@ -150,11 +150,10 @@ def run_evaluate(args):
 def _shifted(args, model, clips, length, labels, clean):
     """Error, ECE, NLL and the paired test against the clean clips (`clean`:
     their correctness and ECE) under each `--shift`; draws `--picture`."""
-    from keras_speechmix import calibration
     from keras_speechmix.audio.shifts import SHIFTS, apply_shift
     from keras_speechmix.cli import plots
     from keras_speechmix.models.saved import predict_clips
-    from keras_speechmix.training.paired import compare_shifts, mcnemar
+    from keras_speechmix.training.paired import compare_shifts, mcnemar, shift_score
 
     names = []
     for shift in args.shift:
@@ -164,14 +163,8 @@ def _shifted(args, model, clips, length, labels, clean):
                         "correct": clean_correct.astype(int).tolist()}}
     for shift in names:
         waves = apply_shift(clips.waveforms, shift, seed=args.shift_seed, labels=clips.labels)
-        probabilities = predict_clips(model, waves, length)
-        correct = probabilities.argmax(axis=1) == labels
-        scores[shift] = {
-            "error": float(1 - correct.mean()),
-            "ece": calibration.expected_calibration_error(probabilities, labels),
-            "nll": calibration.negative_log_likelihood(probabilities, labels),
-            "against_clean": mcnemar(correct, clean_correct),
-            "correct": correct.astype(int).tolist()}
+        scores[shift] = shift_score(predict_clips(model, waves, length), labels)
+        scores[shift]["against_clean"] = mcnemar(scores[shift]["correct"], clean_correct)
     table = compare_shifts([{"mix": "model", "seed": args.shift_seed, "shifts": scores}],
                            ["model"])
     plots.plot_robustness(table, args.picture, title=f"{args.model} on {args.data}")

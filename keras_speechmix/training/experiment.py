@@ -36,6 +36,7 @@ from keras_speechmix.audio.shifts import SHIFTS, apply_shift
 from keras_speechmix.models import saved
 from keras_speechmix.training import multiworker
 from keras_speechmix.training.batches import _one_hot, _streamed, training_batches
+from keras_speechmix.training.paired import shift_score
 from keras_speechmix.callbacks import MixOff
 from keras_speechmix.epochs import EpochClock
 from keras_speechmix.view import SpeechMix
@@ -296,19 +297,10 @@ def _fit_temperature(net, validation, length, crops):
     return calibration.fit_temperature(probabilities, validation.labels, owner=owner)
 
 
-def _shift_score(probabilities, labels):
-    """Error, ECE, NLL and per-clip correctness of one scoring of the test clips."""
-    correct = probabilities.argmax(axis=1) == labels
-    return {"error": float(1.0 - np.mean(correct)),
-            "ece": calibration.expected_calibration_error(probabilities, labels),
-            "nll": calibration.negative_log_likelihood(probabilities, labels),
-            "correct": correct.astype(int).tolist()}
-
-
 def _shifted_scores(net, test, length, crops, shifts, seed):
-    """`_shift_score` of the test clips under each shift (`audio.shifts`),
-    the same shifted clips for every method of a seed."""
-    return {shift: _shift_score(
+    """`paired.shift_score` of the test clips under each shift
+    (`audio.shifts`), the same shifted clips for every method of a seed."""
+    return {shift: shift_score(
         predict_clips(net, apply_shift(test.waveforms, shift, seed=seed, labels=test.labels),
                       length, crops=crops), test.labels)
         for shift in shifts}
@@ -533,7 +525,7 @@ def _scores(net, train, validation, test, length, crops, num_classes, shifts=(),
                 test_nll_uncalibrated=calibration.negative_log_likelihood(before, labels))
         if shifts and not _streamed(test):
             # "clean" first, from the scoring above: the shifts' reference.
-            scores["shifts"] = {"clean": _shift_score(probabilities, labels),
+            scores["shifts"] = {"clean": shift_score(probabilities, labels),
                                 **_shifted_scores(net, test, length, crops,
                                                   [s for s in shifts if s != "clean"], seed)}
     if _streamed(train):

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-__all__ = ["compare_shifts", "mcnemar", "shift_lines", "verdict"]
+__all__ = ["compare_shifts", "mcnemar", "shift_lines", "shift_score", "verdict"]
 
 
 def mcnemar(correct_a, correct_b):
@@ -55,6 +55,26 @@ def verdict(error_a, error_b, p, level=0.05):
         return f"no resolved difference (McNemar p = {p:.2f})"
     better = "lower" if error_a < error_b else "higher"
     return f"{better} error, resolved (McNemar p = {p:.3f})"
+
+
+def shift_score(probabilities, labels):
+    """Error, ECE, NLL and per-clip correctness of one scoring of clips: an
+    entry of `compare_shifts`' `shifts`.
+
+    Example:
+
+    >>> score = shift_score(np.array([[0.9, 0.1], [0.4, 0.6]]), np.array([0, 0]))
+    >>> score["error"], score["correct"]
+    (0.5, [1, 0])
+    """
+    from keras_speechmix import calibration
+
+    probabilities, labels = np.asarray(probabilities), np.asarray(labels)
+    correct = probabilities.argmax(axis=1) == labels
+    return {"error": float(1.0 - np.mean(correct)),
+            "ece": calibration.expected_calibration_error(probabilities, labels),
+            "nll": calibration.negative_log_likelihood(probabilities, labels),
+            "correct": correct.astype(int).tolist()}
 
 
 def _method(run):
