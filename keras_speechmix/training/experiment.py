@@ -507,25 +507,24 @@ def _scores(net, train, validation, test, length, crops, num_classes, shifts=(),
         scores["validation_accuracy"] = _accuracy(net, validation, length, crops)[0]
     if test is not None:
         probabilities, labels = _probabilities(net, test, length, crops)
+        clean = shift_score(probabilities, labels)
         predicted = probabilities.argmax(axis=1)
-        accuracy = float(np.mean(predicted == labels))
         confusion = np.zeros((num_classes, num_classes), int)
         np.add.at(confusion, (labels, predicted), 1)
         # Per-clip predictions, in the test set's order: paired comparisons
         # (McNemar) between methods need them, not just the accuracy.
+        accuracy = float(np.mean(clean["correct"]))
         scores.update(test_accuracy=accuracy, test_error=1.0 - accuracy,
                       num_test=len(labels), confusion=confusion.tolist(),
                       test_predicted=np.asarray(predicted).tolist(),
-                      test_ece=calibration.expected_calibration_error(probabilities, labels),
-                      test_nll=calibration.negative_log_likelihood(probabilities, labels))
+                      test_ece=clean["ece"], test_nll=clean["nll"])
         if uncalibrated is not None:
-            before, _ = _probabilities(uncalibrated, test, length, crops)
-            scores.update(
-                test_ece_uncalibrated=calibration.expected_calibration_error(before, labels),
-                test_nll_uncalibrated=calibration.negative_log_likelihood(before, labels))
+            before = shift_score(_probabilities(uncalibrated, test, length, crops)[0], labels)
+            scores.update(test_ece_uncalibrated=before["ece"],
+                          test_nll_uncalibrated=before["nll"])
         if shifts and not _streamed(test):
             # "clean" first, from the scoring above: the shifts' reference.
-            scores["shifts"] = {"clean": shift_score(probabilities, labels),
+            scores["shifts"] = {"clean": clean,
                                 **_shifted_scores(net, test, length, crops,
                                                   [s for s in shifts if s != "clean"], seed)}
     if _streamed(train):
