@@ -70,7 +70,8 @@ from keras_speechmix.calibration import (  # noqa: E402
 from keras_speechmix.models.saved import (  # noqa: E402
     load_model, model_info, predict_clips, save_model)
 
-__version__ = "0.1.0"
+# One source for the version: setup.py reads _version.py as text.
+from keras_speechmix._version import __version__  # noqa: E402,F401
 
 # Names that need TensorFlow, and the module that holds each.
 _LAZY = {

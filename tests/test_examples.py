@@ -106,10 +106,11 @@ def test_finetune_backbone(tmp_path):
 
 
 def test_finetune_backbone_keras_hub():
-    # KerasHub is not in the pinned stack (see the example's docstring).
-    import pytest
+    # KerasHub is in the dev extra (pinned in constraints.txt), so this runs
+    # on every dev install rather than being skipped: the Whisper encoder is
+    # built from a config, with random weights (no download).
+    import keras_hub  # noqa: F401
 
-    pytest.importorskip("keras_hub")
     result = load("finetune_backbone").main(data="tones", backbone="whisper", tiny=True,
                                             verbose=0)
     # The Whisper encoder's transformer layers are its blocks.
