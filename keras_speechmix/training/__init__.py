@@ -1,8 +1,9 @@
-"""Training recipes: the default recipe and one run (`experiment`), what
-`fit` trains on (`batches`), and multi-worker training (`multiworker`).
+"""Training recipes: the default recipe (`recipe`), one run (`experiment`),
+what `fit` trains on (`batches`), and multi-worker training (`multiworker`).
 
 This package may import the core, `audio` and `models`, never the command.
-Its modules need TensorFlow and load on first use.
+`recipe` and `paired` run on any Keras backend; the other modules need
+TensorFlow and load on first use.
 
 Example:
 
