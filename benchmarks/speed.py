@@ -1,56 +1,73 @@
-"""Speed benchmark: SpeechMix's cost per training step and in the pipeline.
+"""Speed benchmark: every method's step against a plain step, and the pipeline.
 
-1. Training-step time of one model with and without SpeechMix, on the same
-   batch, interleaved in one process: `model.train_on_batch(x, y)` (plain:
-   every `HiddenMixup` is the identity) against
-   `SpeechMix(model).train_on_batch((x, plan), y)` with plans that force each
-   mixing point in turn (a fixed one-hot `point`) and a plan with no active
-   point. The variants are timed round-robin (the order rotates each round)
-   so that load from other processes hits all of them alike; the table gives
-   each variant's median step time and its ratio to the plain median
-   (target <= 1.03x). Log-mel CNN (1 s at 16 kHz) and EnvNet-v2 (short input,
-   17,502 or 24,000 samples), batch 32.
-2. Pipeline throughput (batches/s) on decoded clips held in memory:
-   plain batching, `keras.layers.MixUp` mapped over the batches (waveforms
-   reshaped to (B, T, 1, 1) images, one-hot labels), `partner_batches` with
-   the beta ratio and with BC's gain-aware ratio (which measures A-weighted
-   gains), compared with the model's consumption rate (training steps/s of
-   the plain model). Target: pipeline >= 5x the model's rate.
+1. Training-step time of every mixing method (input mixup, BC learning,
+   Manifold Mixup, SpeechMix) on every reference network of `speechmix
+   train --model` (logmel_fc, logmel, piczak, envnet, at their training
+   crops) and on a small CNN whose step is short: for each method, the
+   network the recipe builds for it (`recipe.build_model`) is stepped
+   plainly (`model.train_on_batch`, every `HiddenMixup` the identity) and
+   through the `SpeechMix` view with the plans `PartnerBatches` draws for
+   the method, on the same batches, all variants interleaved in rotating
+   order so that load from elsewhere hits them alike
+   (`step_time.method_step_times`). The table gives each method's ratio of
+   median step times and its 95 % bootstrap interval over rounds; rounds go
+   on until every interval is within +-0.01 (or a time cap). Target: <= 1.03x.
+   This part runs on any Keras backend (`KERAS_BACKEND=jax python
+   benchmarks/speed.py --quick`).
+2. With TensorFlow: pipeline throughput (batches/s) on decoded clips held in
+   memory: plain batching, `keras.layers.MixUp` mapped over the batches,
+   `partner_batches` with the beta ratio and with BC's gain-aware ratio,
+   and the `PartnerBatches` PyDataset, against the default network's rate
+   of plain steps. Target: pipeline >= 5x the model's rate.
 
-Modes: --tiny (seconds, for the test), --quick (<= 5 min on 2 CPU cores),
---full. --device auto|cpu|gpu picks and records the device (on a GPU
-machine, run `python benchmarks/speed.py --quick --device gpu`).
+Modes: --tiny (seconds, for the test), --quick (every network, about 15
+min on 2 CPU cores alone), --full (longer caps). --device auto|cpu|gpu
+picks the device with TensorFlow.
 
     python benchmarks/speed.py --quick --out results/speed.json
+    KERAS_BACKEND=jax python benchmarks/speed.py --quick --out results/speed_jax.json
 """
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import common  # noqa: E402
 import keras  # noqa: E402
-from step_time import (LOGMEL_POINTS, print_pydataset_rates,  # noqa: E402
-                       pydataset_rates, step_times)
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+from step_time import (LOGMEL_POINTS, STEP_NETWORKS, backend_device,  # noqa: E402
+                       method_step_times, print_method_steps, print_pydataset_rates,
+                       pydataset_rates)
 
-from keras_speechmix import partner_batches  # noqa: E402
-from keras_speechmix.audio import datasets
+TENSORFLOW = keras.backend.backend() == "tensorflow"
+if TENSORFLOW:
+    import common  # noqa: E402
+    import tensorflow as tf  # noqa: E402
 
+    from keras_speechmix import partner_batches  # noqa: E402
+    from keras_speechmix.audio import datasets  # noqa: E402
+
+    # Each method's first steps trace a function; the retracing notices say
+    # nothing about the timed steps.
+    tf.get_logger().setLevel("ERROR")
+
+# steps: method_step_times arguments per network; pipeline_batches: batches
+# timed per pipeline.
 MODES = {
-    # rounds: interleaved rounds of every variant; warmup: untimed calls each.
-    "tiny": dict(logmel=dict(rounds=4, warmup=1, length=4000, sample_rate=8000, batch=8),
-                 envnet=None, pipeline_batches=10, clips="random", batch=8),
-    "quick": dict(logmel=dict(rounds=60, warmup=3, length=16000, sample_rate=16000, batch=32),
-                  envnet=dict(rounds=16, warmup=2, length=17502, batch=32),
-                  pipeline_batches=150, clips="synth", batch=32),
-    "full": dict(logmel=dict(rounds=200, warmup=5, length=16000, sample_rate=16000, batch=32),
-                 envnet=dict(rounds=40, warmup=3, length=24000, batch=32),
-                 pipeline_batches=600, clips="synth", batch=32),
+    "tiny": dict(networks=("small_cnn",), steps=dict(warmup=1, min_rounds=2, max_rounds=2),
+                 pipeline_batches=10, clips="random", batch=8, length=4000,
+                 sample_rate=8000),
+    "quick": dict(networks=STEP_NETWORKS,
+                  steps=dict(warmup=3, min_rounds=20, max_rounds=400, max_seconds=240.0),
+                  pipeline_batches=150, clips="synth", batch=32, length=16000,
+                  sample_rate=16000),
+    "full": dict(networks=STEP_NETWORKS,
+                 steps=dict(warmup=5, min_rounds=40, max_rounds=1000, max_seconds=900.0),
+                 pipeline_batches=600, clips="synth", batch=32, length=16000,
+                 sample_rate=16000),
 }
 
 
@@ -113,6 +130,20 @@ def pipeline_rates(clips, length, batch, num_batches, num_points):
     return rates
 
 
+def _write(out, payload):
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(payload, indent=2, default=float))
+
+
+def _device(want):
+    if not TENSORFLOW:
+        return {"device": backend_device(), "backend": keras.backend.backend(),
+                "keras": keras.__version__, "uses_gpu": not backend_device().startswith("cpu")}
+    if want == "cpu":
+        common.hide_gpus()
+    return {**common.device_info(want), "backend": "tensorflow"}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     mode = parser.add_mutually_exclusive_group()
@@ -122,46 +153,75 @@ def main(argv=None):
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
     parser.add_argument("--jit", default="auto", choices=("auto", "on", "off"),
                         help="XLA (auto: on for GPUs, off for CPUs)")
-    parser.add_argument("--no-envnet", action="store_true")
+    parser.add_argument("--networks", nargs="+", choices=STEP_NETWORKS, default=None,
+                        help="networks to step (default: the mode's)")
     args = parser.parse_args(argv)
     args.mode = args.mode or "quick"
-    if args.device == "cpu":
-        common.hide_gpus()
-    device = common.device_info(args.device)
+    device = _device(args.device)
     jit = device["uses_gpu"] if args.jit == "auto" else args.jit == "on"
     cfg = MODES[args.mode]
+    networks = args.networks or cfg["networks"]
     out = Path(args.out or ("results/speed.json" if args.mode == "quick"
                             else f"results/speed_{args.mode}.json"))
-    print(f"[config] mode={args.mode} device={device['device']} jit_compile={jit}", flush=True)
+    print(f"[config] mode={args.mode} backend={keras.backend.backend()} "
+          f"device={device['device']} jit_compile={jit}", flush=True)
     started = time.perf_counter()
-    payload = {"config": {"mode": args.mode, "jit_compile": jit, **{
-        k: v for k, v in cfg.items()}, "command": " ".join(sys.argv),
-        "targets": {"step_ratio_max": 1.03, "pipeline_over_model_min": 5.0,
-                    "pydataset_time_ratio_max": 1.05}},
-        "device": device, "step_time": {}}
-    nets = [("logmel", cfg["logmel"])]
-    if cfg["envnet"] and not args.no_envnet:
-        nets.append(("envnet", cfg["envnet"]))
-    for net, net_cfg in nets:
-        result = step_times(net, net_cfg, jit=jit)
-        payload["step_time"][net] = result
-        print(f"[step] {net}: {result['seconds']} s", flush=True)
-        common.write_json(out, payload)
-    log_cfg = cfg["logmel"]
-    clips, described = clips_for(cfg["clips"], log_cfg["sample_rate"], log_cfg["length"])
-    rates = pipeline_rates(clips, log_cfg["length"], cfg["batch"], cfg["pipeline_batches"],
+    payload = {"config": {"mode": args.mode, "jit_compile": jit, "networks": list(networks),
+                          **{k: v for k, v in cfg.items() if k != "networks"},
+                          "command": " ".join(sys.argv),
+                          "targets": {"step_ratio_max": 1.03, "ratio_half_width_max": 0.01,
+                                      "pipeline_over_model_min": 5.0}},
+               "device": device, "step_time": {}}
+    for network in networks:
+        result = method_step_times(network, batch=cfg["batch"] if args.mode == "tiny" else 32,
+                                   jit=jit, **cfg["steps"])
+        payload["step_time"][network] = result
+        print(f"[step] {network}: {result['rounds']} rounds, {result['seconds']} s", flush=True)
+        _write(out, payload)
+    ratios = [v["ratio"] for r in payload["step_time"].values() for v in r["methods"].values()]
+    payload["worst_step_ratio"] = max(ratios)
+    if TENSORFLOW:
+        _pipeline(payload, cfg)
+    payload["total_seconds"] = round(time.perf_counter() - started, 1)
+    _write(out, payload)
+
+    print(f"\nTraining step of each method against a plain step of the same network, "
+          f"batch {cfg['batch'] if args.mode == 'tiny' else 32}, {device['device']}, "
+          f"jit_compile={jit} (ratio of medians over interleaved rounds):")
+    print_method_steps(payload["step_time"].values())
+    print(f"worst ratio {payload['worst_step_ratio']:.3f} (target <= 1.03)")
+    if TENSORFLOW:
+        pipeline = payload["pipeline"]
+        print(f"\nPipeline throughput ({pipeline['data']}, {pipeline['input_length']} samples, "
+              f"batch {pipeline['batch_size']}):")
+        print(f"{'pipeline':20s} {'batches/s':>10s} {'x model':>8s}")
+        for name, v in pipeline["rates"].items():
+            print(f"{name:20s} {v['batches_per_s']:10.1f} "
+                  f"{pipeline['pipeline_over_model'][name]:8.1f}")
+        print(f"{'model (plain step)':20s} {pipeline['model_steps_per_s']:10.1f} {1.0:8.1f}")
+        print_pydataset_rates(payload["pydataset"], pipeline["model_steps_per_s"])
+    print(f"\ntotal {payload['total_seconds']} s; JSON: {out}")
+    return payload
+
+
+def _pipeline(payload, cfg):
+    """Pipeline and PyDataset rates against the default network's plain steps/s."""
+    default = "logmel_fc" if "logmel_fc" in payload["step_time"] else next(iter(payload["step_time"]))
+    plain_ms = payload["step_time"][default]["methods"]["speechmix"]["plain_median_ms"]
+    model_rate = 1000.0 / plain_ms
+    clips, described = clips_for(cfg["clips"], cfg["sample_rate"], cfg["length"])
+    rates = pipeline_rates(clips, cfg["length"], cfg["batch"], cfg["pipeline_batches"],
                            len(LOGMEL_POINTS) - 1)
-    model_rate = payload["step_time"]["logmel"]["plain_steps_per_s"]
     payload["pipeline"] = {
-        "data": described, "input_length": log_cfg["length"], "batch_size": cfg["batch"],
-        "rates": rates, "model_steps_per_s": model_rate,
+        "data": described, "input_length": cfg["length"], "batch_size": cfg["batch"],
+        "rates": rates, "model": default, "model_steps_per_s": model_rate,
         "pipeline_over_model": {k: v["batches_per_s"] / model_rate for k, v in rates.items()},
         "partner_over_keras_mixup": rates["partner_batches"]["batches_per_s"]
         / rates["keras_mixup"]["batches_per_s"],
     }
     # The same clips as fixed-length arrays (cut or zero-padded), for the
     # PyDataset loaders.
-    length = log_cfg["length"]
+    length = cfg["length"]
     x = np.stack([np.pad(w[:length], (0, max(0, length - len(w))))
                   for w in clips.waveforms]).astype(np.float32)
     loaders = pydataset_rates(x, np.asarray(clips.labels), cfg["batch"], clips.num_classes,
@@ -172,26 +232,6 @@ def main(argv=None):
         "over_model": {k: v["batches_per_s"] / model_rate
                        for k, v in loaders["rates"].items()},
     }
-    payload["total_seconds"] = round(time.perf_counter() - started, 1)
-    common.write_json(out, payload)
-
-    print(f"\nTraining-step time, batch {cfg['batch']}, device {device['device']}, "
-          f"jit_compile={jit} (median of interleaved steps; ratio to plain):")
-    print(f"{'net':7s} {'variant':15s} {'median ms':>10s} {'p10-p90 ms':>14s} {'ratio':>7s} {'paired':>7s}")
-    for net, result in payload["step_time"].items():
-        for name, v in result["variants"].items():
-            print(f"{net:7s} {name:15s} {1000 * v['median_s']:10.1f} "
-                  f"{1000 * v['p10_s']:6.0f}-{1000 * v['p90_s']:<6.0f} "
-                  f"{v['ratio_to_plain']:7.3f} {v['paired_ratio_median']:7.3f}")
-    print(f"\nPipeline throughput ({described}, {log_cfg['length']} samples, batch {cfg['batch']}):")
-    print(f"{'pipeline':20s} {'batches/s':>10s} {'x model':>8s}")
-    for name, v in rates.items():
-        print(f"{name:20s} {v['batches_per_s']:10.1f} "
-              f"{payload['pipeline']['pipeline_over_model'][name]:8.1f}")
-    print(f"{'model (plain fit)':20s} {model_rate:10.1f} {1.0:8.1f}")
-    print_pydataset_rates(loaders, model_rate)
-    print(f"\ntotal {payload['total_seconds']} s; JSON: {out}")
-    return payload
 
 
 if __name__ == "__main__":

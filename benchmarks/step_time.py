@@ -30,6 +30,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_speechmix import PartnerBatches, SpeechMix, models  # noqa: E402
+from keras_speechmix.training import recipe  # noqa: E402
 
 LOGMEL_POINTS = ("input", "block1", "block2", "block3", "pooled")
 ENVNET_POINTS = (0, 1, 2, 3, 4)
@@ -118,6 +119,131 @@ def step_times(net, cfg, num_classes=10, jit=False, device_inputs=False):
         v["ratio_to_plain"] for k, v in result["variants"].items() if k.startswith("point_"))
     result["plain_steps_per_s"] = float(1.0 / plain)
     return result
+
+
+# The reference networks of `speechmix train --model` at their training crop,
+# and a small CNN whose step is short (a few tens of ms on 2 CPU cores), where
+# a step's fixed costs (plan handling, the `cond`) show most.
+STEP_NETWORKS = ("small_cnn", "logmel_fc", "logmel", "piczak", "envnet")
+MIXING_METHODS = ("input", "bc", "manifold", "speechmix")
+
+
+def _small_cnn(method, num_classes):
+    points = recipe.method_points(recipe.NETWORKS["logmel"], method)
+    model = models.logmel_cnn(num_classes, sample_rate=8000, input_length=8000,
+                              num_mel_bins=32, filters=(8, 16, 16), mix_points=points,
+                              dropout=0.0, hidden_gain=recipe.HIDDEN_GAINS.get(method, "plan"),
+                              name="small_cnn")
+    return model, 8000, 8000
+
+
+def method_model(network, method, num_classes=10):
+    """`(model, sample_rate, input_length)`: `network` as the recipe builds it
+    for `method` (`recipe.build_model`), at the network's training crop."""
+    if network == "small_cnn":
+        return _small_cnn(method, num_classes)
+    spec = recipe.NETWORKS[network]
+    length = int(round(spec["seconds"] * spec["sample_rate"]))
+    model = recipe.build_model(method, num_classes, spec["sample_rate"], length, model=network)
+    return model, spec["sample_rate"], length
+
+
+def ratio_spread(mixed, plain, draws=2000, seed=0):
+    """Ratio of medians `median(mixed) / median(plain)` and its 95 % interval,
+    by a bootstrap over rounds (a round's two times are resampled together)."""
+    mixed, plain = np.asarray(mixed), np.asarray(plain)
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, len(mixed), size=(draws, len(mixed)))
+    ratios = np.median(mixed[rows], axis=1) / np.median(plain[rows], axis=1)
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    return float(np.median(mixed) / np.median(plain)), float(low), float(high)
+
+
+def method_step_times(network, batch=32, warmup=3, min_rounds=20, max_rounds=400,
+                      max_seconds=300.0, target_half_width=0.01, methods=MIXING_METHODS,
+                      num_classes=10, jit=False, plans=8):
+    """Each method's training step against a plain step of the same network.
+
+    For every method, the network it trains (its mixing points and gains,
+    `recipe.build_model`) is stepped two ways on the same batches: plainly
+    (`model.train_on_batch`, every `HiddenMixup` the identity) and through
+    the `SpeechMix` view with the plans `PartnerBatches` draws for the method
+    (its partners, ratios, active points and, for BC, gains), cycling over
+    `plans` batches. All variants are interleaved in rotating order
+    (`interleaved_times`); rounds go on until every method's 95 % interval of
+    the ratio of medians is within +-`target_half_width`, or `max_rounds`
+    or `max_seconds` is reached.
+    """
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    variants, built = {}, {}
+    rng = np.random.default_rng(0)
+    for method in methods:
+        model, rate, length = method_model(network, method, num_classes)
+        view = SpeechMix(model)
+        model.compile(keras.optimizers.Adam(1e-4), "categorical_crossentropy", jit_compile=jit)
+        view.compile(keras.optimizers.Adam(1e-4), "categorical_crossentropy", jit_compile=jit)
+        x = (0.1 * rng.standard_normal((batch * plans, length))).astype(np.float32)
+        y = np.arange(batch * plans) % num_classes
+        kwargs = dict(recipe.METHODS[method])
+        if kwargs.get("ratio") == "bc":
+            kwargs["sample_rate"] = rate
+        loader = PartnerBatches(x, y, batch, num_classes=num_classes,
+                                mix_points=view.num_mix_points, seed=0, **kwargs)
+        batches = [loader[i] for i in range(plans)]
+        calls = {"plain": 0, "mixed": 0}
+
+        def plain(model=model, batches=batches, calls=calls):
+            (xb, _), yb = batches[calls["plain"] % len(batches)]
+            calls["plain"] += 1
+            model.train_on_batch(xb, yb)
+
+        def mixed(view=view, batches=batches, calls=calls):
+            inputs, yb = batches[calls["mixed"] % len(batches)]
+            calls["mixed"] += 1
+            view.train_on_batch(inputs, yb)
+
+        variants[f"{method}/plain"], variants[f"{method}/mixed"] = plain, mixed
+        built[method] = dict(params=int(model.count_params()), input_length=length,
+                             sample_rate=rate, mix_points=view.num_mix_points)
+    started = time.perf_counter()
+    times = interleaved_times(variants, warmup, min_rounds)
+
+    def spreads():
+        return {m: ratio_spread(times[f"{m}/mixed"], times[f"{m}/plain"]) for m in methods}
+
+    while True:
+        current = spreads()
+        rounds = len(times[f"{methods[0]}/plain"])
+        wide = max((high - low) / 2 for _, low, high in current.values())
+        if (wide <= target_half_width or rounds >= max_rounds
+                or time.perf_counter() - started >= max_seconds):
+            break
+        more = interleaved_times(variants, 0, min(10, max_rounds - rounds))
+        for name in times:
+            times[name].extend(more[name])
+    result = {"network": network, "batch_size": batch, "rounds": rounds,
+              "seconds": round(time.perf_counter() - started, 1), "methods": {}}
+    for method, (ratio, low, high) in current.items():
+        result["methods"][method] = {
+            **built[method], "ratio": ratio, "ratio_low": low, "ratio_high": high,
+            "half_width": (high - low) / 2,
+            "plain_median_ms": 1000 * float(np.median(times[f"{method}/plain"])),
+            "mixed_median_ms": 1000 * float(np.median(times[f"{method}/mixed"])),
+        }
+    return result
+
+
+def print_method_steps(results, target=1.03):
+    """Prints `method_step_times` results as one table."""
+    print(f"{'network':10s} {'method':10s} {'plain ms':>9s} {'mixed ms':>9s} "
+          f"{'ratio':>6s} {'95% interval':>14s} {'rounds':>6s}  target")
+    for result in results:
+        for method, v in result["methods"].items():
+            print(f"{result['network']:10s} {method:10s} {v['plain_median_ms']:9.1f} "
+                  f"{v['mixed_median_ms']:9.1f} {v['ratio']:6.3f} "
+                  f"{v['ratio_low']:6.3f}-{v['ratio_high']:<7.3f} {result['rounds']:6d}  "
+                  f"{'met' if v['ratio'] <= target else 'MISSED'}")
 
 
 class PlainBatches(keras.utils.PyDataset):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import SHARED_DATA
@@ -116,13 +117,18 @@ def test_speed_tiny(tmp_path):
     payload = json.loads(out.read_text())
     assert {"config", "device", "step_time", "pipeline", "total_seconds"} <= set(payload)
     assert payload["device"]["device"].startswith("CPU")
-    logmel = payload["step_time"]["logmel"]
-    expected = {"plain", "no_point"} | {f"point_{p}" for p in logmel["mix_points"]}
-    assert set(logmel["variants"]) == expected
-    for variant in logmel["variants"].values():
-        assert finite(variant["median_s"]) and variant["median_s"] > 0
-        assert finite(variant["ratio_to_plain"]) and variant["ratio_to_plain"] > 0
-    assert logmel["variants"]["plain"]["ratio_to_plain"] == 1.0
+    assert payload["device"]["backend"] == "tensorflow"
+    steps = payload["step_time"]["small_cnn"]
+    assert set(steps["methods"]) == {"input", "bc", "manifold", "speechmix"}
+    for method, v in steps["methods"].items():
+        assert finite(v["plain_median_ms"]) and v["plain_median_ms"] > 0, method
+        assert v["ratio"] == pytest.approx(v["mixed_median_ms"] / v["plain_median_ms"])
+        assert v["ratio_low"] <= v["ratio"] <= v["ratio_high"], method
+    # The networks the recipe builds for each method: SpeechMix's three
+    # block points, one point for input mixup and BC.
+    assert steps["methods"]["speechmix"]["mix_points"] == 3
+    assert steps["methods"]["bc"]["mix_points"] == 1
+    assert payload["worst_step_ratio"] == max(v["ratio"] for v in steps["methods"].values())
     pipeline = payload["pipeline"]
     assert set(pipeline["rates"]) == {"batch_only", "keras_mixup", "partner_batches",
                                       "partner_batches_bc"}
@@ -165,3 +171,36 @@ def test_shared_data_path_matches_benchmarks():
     finally:
         sys.path.remove(str(BENCH))
     assert Path(common.DEFAULT_DATA).resolve() == SHARED_DATA.resolve()
+
+
+def test_speed_steps_run_on_jax_without_tensorflow(tmp_path):
+    # The step table is what a GPU machine without TensorFlow reruns.
+    out = tmp_path / "speed_jax.json"
+    script = ("import runpy, sys, tests.no_tensorflow\n"
+              f"sys.argv = ['speed.py', '--tiny', '--out', {str(out)!r}]\n"
+              f"runpy.run_path({str(BENCH / 'speed.py')!r}, run_name='__main__')\n"
+              "assert 'tensorflow' not in sys.modules\n")
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    payload = json.loads(out.read_text())
+    assert payload["device"]["backend"] == "jax" and "pipeline" not in payload
+    assert set(payload["step_time"]["small_cnn"]["methods"]) == {
+        "input", "bc", "manifold", "speechmix"}
+    assert "worst ratio" in done.stdout
+
+
+def test_ratio_spread_brackets_the_ratio_of_medians():
+    sys.path.insert(0, str(BENCH))
+    from step_time import ratio_spread
+
+    rng = np.random.default_rng(0)
+    plain = 0.1 + 0.005 * rng.standard_normal(400)
+    mixed = 1.02 * (0.1 + 0.005 * rng.standard_normal(400))
+    ratio, low, high = ratio_spread(mixed, plain)
+    assert ratio == pytest.approx(1.02, abs=0.01)
+    assert low < ratio < high and high - low < 0.04
+    # Fewer, noisier rounds give a wider interval.
+    _, low_few, high_few = ratio_spread(mixed[:10] * (1 + 0.2 * rng.random(10)), plain[:10])
+    assert high_few - low_few > high - low
