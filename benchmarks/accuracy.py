@@ -169,6 +169,7 @@ def summarise(runs, suites, seeds):
             per[method] = {"error_per_seed": seed_err, "error_mean": mean, "error_se": se,
                            "num_seeds": len(seed_err),
                            "ece_mean": _mean([r["test_ece"] for r in mine if "test_ece" in r]),
+                           "ece_pooled": common.pooled_ece(mine),
                            "ece_uncalibrated_mean": _mean(
                                [r.get("test_ece_uncalibrated", r["test_ece"])
                                 for r in mine if "test_ece" in r]),
@@ -266,7 +267,13 @@ def _robustness_target(per, shifts):
                 and row["mcnemar"]["p"] < 0.05 and row["error_mean"] < shifts[shift]["none"][
                     "error_mean"])
     for method, info in per.items():
-        if info.get("ece_mean") is not None:
+        # Pooled over the runs' clips where they kept confidences: the mean
+        # of per-fold ECEs carries each fold's sampling floor (8 % on 80 clips).
+        pooled = info.get("ece_pooled")
+        if pooled is not None:
+            checks[f"{method}: clean ECE <= 5 % (pooled, {pooled['clips']} clips)"] = (
+                pooled["ece"] <= 0.05)
+        elif info.get("ece_mean") is not None:
             checks[f"{method}: clean ECE <= 5 %"] = info["ece_mean"] <= 0.05
     return checks
 
@@ -315,6 +322,13 @@ def table(summary, suites):
                              f"{100 * info['methods'][m]['ece_uncalibrated_mean']:.1f} %"
                              for m in suite["methods"]
                              if info["methods"][m].get("ece_mean") is not None))
+            pooled = {m: info["methods"][m].get("ece_pooled") for m in suite["methods"]}
+            if any(pooled.values()):
+                lines.append("Calibration pooled over the runs that kept confidences (ECE "
+                             "after the temperature; in brackets what sampling alone gives a "
+                             "calibrated model on as many clips): " + "; ".join(
+                                 f"{m} {100 * p['ece']:.1f} % ({100 * p['calibrated_floor']:.1f}"
+                                 f" %, {p['clips']} clips)" for m, p in pooled.items() if p))
         if info.get("robustness_target"):
             lines.append("robustness target: " + "; ".join(
                 f"{name}: {'yes' if ok else 'NO'}"

@@ -126,8 +126,14 @@ def expected_calibration_error(probabilities, labels, bins=10):
     0.52
     """
     probabilities, labels = _checked(probabilities, labels, "expected_calibration_error")
-    confidence = probabilities.max(axis=1)
-    correct = probabilities.argmax(axis=1) == labels
+    return _top_label_ece(probabilities.max(axis=1), probabilities.argmax(axis=1) == labels,
+                          bins)
+
+
+def _top_label_ece(confidence, correct, bins=10):
+    # From each clip's top probability and whether it was right: what the
+    # benchmarks pool over runs.
+    confidence, correct = np.asarray(confidence, float), np.asarray(correct, bool)
     which = np.minimum((confidence * bins).astype(int), bins - 1)
     error = 0.0
     for b in range(bins):
