@@ -24,12 +24,10 @@ encoder half of `keras_hub.models.WhisperBackbone` (whisper-tiny's shape,
 random weights; `WhisperBackbone.from_preset("whisper_tiny_en")` gives the
 pretrained one where the network allows, fed Whisper's own log-mel scale).
 `add_mix_points(after="auto")` finds its four transformer layers as blocks.
-KerasHub is not part of the pinned stack: keras-hub 0.32 requires
-tensorflow-text >= 2.20.1, which requires TensorFlow >= 2.20, so beside
-TensorFlow 2.17 it installs only without its dependencies
-(`pip install --no-deps keras-hub regex tokenizers`, enough for its audio
-models, which need no tokenizer); beside TensorFlow 2.21 plain
-`pip install keras-hub` resolves.
+KerasHub 0.32 is part of the dev stack (`.[dev]`, pinned in
+constraints.txt), so the tests run this path; a user installs it with
+`pip install keras-hub` beside TensorFlow 2.21 (it needs tensorflow-text,
+which needs TensorFlow >= 2.20).
 
 `--weights` defaults to `none` (random initialisation: no download, and what
 the tests run). With a network, `--weights imagenet` starts from the
