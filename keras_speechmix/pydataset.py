@@ -68,11 +68,10 @@ class PartnerBatches(keras.utils.PyDataset):
             `(N, C)`, or frame-level `(N, T, C)`.
         batch_size: clips per batch (the global batch under
             `tf.distribute`).
-        num_classes, mix_points, alpha, ratio, partners, per_sample,
-            label_smoothing, drop_remainder, label_mode, prob,
-            first_dominant, sample_rate: as in `partner_batches`. `alpha`
-            and `prob` may be `keras.Variable`s, read for each batch (with
-            `workers`, a few prefetched batches may use the previous value).
+        num_classes, mix_points, alpha, ratio, partners, per_sample, label_smoothing, drop_remainder, label_mode, prob, first_dominant, sample_rate: as
+            in `partner_batches`. `alpha` and `prob` may be
+            `keras.Variable`s, read for each batch (with `workers`, a few
+            prefetched batches may use the previous value).
         seed: integer seed of every draw; `None` draws one from Python's
             `random` (so `keras.utils.set_random_seed` makes runs repeat).
         num_replicas: replicas each batch is split across; partners stay in
