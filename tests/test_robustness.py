@@ -1,6 +1,9 @@
 """Robustness and calibration (issue 27): level-invariant reference
 networks, the recording shifts scored at test time, temperature scaling."""
 
+import sys
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -266,6 +269,12 @@ def test_train_clips_calibrates_on_validation_and_scores_the_shifts():
     assert result["temperature"] == model.layers[-1].temperature != 1.0
     assert 0 <= result["test_ece"] <= 1 and result["test_nll"] > 0
     assert "test_ece_uncalibrated" in result
+    # Each clip's top probability is kept: with `correct`, it gives the
+    # same ECE again, so benchmarks can pool clips over runs.
+    confidence = np.asarray(result["test_confidence"])
+    assert confidence.shape == (len(test),) and np.all((confidence > 0) & (confidence <= 1))
+    assert calibration._top_label_ece(confidence, result["shifts"]["clean"]["correct"]) == (
+        pytest.approx(result["test_ece"], abs=1e-4))
     assert list(result["shifts"]) == list(SHIFTS)
     for shift, score in result["shifts"].items():
         assert len(score["correct"]) == len(test), shift
@@ -359,3 +368,23 @@ def test_evaluate_refuses_an_unknown_shift_before_loading(tmp_path, capsys):
               "--shift", "loud:3"])
     assert stop.value.code == 2
     assert "--shift: unknown shift 'loud:3'" in capsys.readouterr().err
+
+
+def test_pooled_ece_sees_the_sampling_floor_of_a_calibrated_model():
+    """benchmarks/common.pooled_ece: clips pooled over runs; a model right
+    exactly as often as it says has an ECE near the floor it reports, and
+    one right less often sits far above it."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import common
+
+    rng = np.random.default_rng(1)
+    confidence = rng.uniform(0.3, 1.0, size=(5, 200))
+    calibrated = [{"test_confidence": c.tolist(), "correct": (rng.random(200) < c).astype(int)}
+                  for c in confidence]
+    pooled = common.pooled_ece(calibrated + [{"correct": [1]}])  # one run without confidences
+    assert pooled["clips"] == 1000 and pooled["runs"] == 5
+    assert pooled["ece"] < 2 * pooled["calibrated_floor"] < 0.1
+    over = [{"test_confidence": c.tolist(), "correct": (rng.random(200) < 0.6 * c).astype(int)}
+            for c in confidence]
+    assert common.pooled_ece(over)["ece"] > 0.2
+    assert common.pooled_ece([{"correct": [1, 0]}]) is None
