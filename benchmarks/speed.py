@@ -152,13 +152,16 @@ def main(argv=None):
     parser.add_argument("--out", default=None, help="JSON path (default results/speed[_mode].json)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
     parser.add_argument("--jit", default="auto", choices=("auto", "on", "off"),
-                        help="XLA (auto: on for GPUs, off for CPUs)")
+                        help="XLA (auto: on for JAX and for GPUs, off for TensorFlow on CPUs)")
     parser.add_argument("--networks", nargs="+", choices=STEP_NETWORKS, default=None,
                         help="networks to step (default: the mode's)")
     args = parser.parse_args(argv)
     args.mode = args.mode or "quick"
     device = _device(args.device)
-    jit = device["uses_gpu"] if args.jit == "auto" else args.jit == "on"
+    # XLA made TensorFlow's CPU step slower (the recipe keeps it for GPUs);
+    # JAX is always compiled (uncompiled JAX runs op by op, as no one trains).
+    auto = device["uses_gpu"] or keras.backend.backend() == "jax"
+    jit = auto if args.jit == "auto" else args.jit == "on"
     cfg = MODES[args.mode]
     networks = args.networks or cfg["networks"]
     out = Path(args.out or ("results/speed.json" if args.mode == "quick"
