@@ -97,6 +97,52 @@ def _batch_size_from_data(data):
     return keras.tree.map_structure(relax, data)
 
 
+def _static_batch_size(data):
+    """The one static batch size of `data`'s tensors, or `None` (TensorFlow
+    only; mixed sizes, as with backgrounds, give `None`)."""
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    sizes = {t.shape[0] for t in keras.tree.flatten(data)
+             if isinstance(t, tf.Tensor) and t.shape.rank}
+    return sizes.pop() if len(sizes) == 1 and None not in sizes else None
+
+
+def _pinned(structure, batch):
+    """`structure`'s tensors as new tensors whose batch dimension is
+    `batch`: the network computes with static shapes (with an unknown batch
+    every layer and its gradient worked out shapes at run time, a fixed
+    cost of each step), while the relaxed tensors Keras counts batches with
+    stay relaxed."""
+    import tensorflow as tf
+
+    def pin(t):
+        if not isinstance(t, tf.Tensor) or not t.shape.rank or t.shape[0] is not None:
+            return t
+        return tf.ensure_shape(t, [batch, *t.shape[1:]])
+
+    return keras.tree.map_structure(pin, structure)
+
+
+def _relaxed(structure):
+    """`structure`'s tensors with the batch size erased again, keeping the
+    logits Keras' TensorFlow losses and metrics read from a softmax's output
+    (`_keras_logits`), so their values do not change."""
+    import tensorflow as tf
+
+    def relax(t):
+        if not isinstance(t, tf.Tensor) or not t.shape.rank or t.shape[0] is None:
+            return t
+        relaxed = tf.compat.v1.placeholder_with_default(t, [None, *t.shape[1:]])
+        logits = getattr(t, "_keras_logits", None)
+        if logits is not None:
+            relaxed._keras_logits = relax(logits)
+        return relaxed
+
+    return keras.tree.map_structure(relax, structure)
+
+
 # Sparse losses and metrics, and the categorical ones that take the same
 # arguments and give the same values on one-hot targets.
 _SPARSE_TO_CATEGORICAL = {
@@ -206,6 +252,8 @@ class SpeechMix(keras.Model):
         _number(layers)
         self.base_model = model
         self.num_mix_points = len(layers)
+        # The static batch size of the step being traced (TensorFlow), else None.
+        self._batch_size = None
         # Which points and ratios training actually used (summed over replicas).
         self.point_counts = self.add_weight(
             shape=(self.num_mix_points,), initializer="zeros", trainable=False,
@@ -215,6 +263,8 @@ class SpeechMix(keras.Model):
             name="ratio_counts", aggregation="sum")
 
     def call(self, inputs, training=None):
+        if self._batch_size is not None:
+            inputs = _pinned(inputs, self._batch_size)
         x, plan = _split_inputs(inputs)
         if plan is not None:
             points = plan["point"].shape[-1]
@@ -291,11 +341,19 @@ class SpeechMix(keras.Model):
     # JAX's steps take `(state, data)`, the others `data`.
     def train_step(self, *args):
         *state, data = args
-        return super().train_step(*state, _batch_size_from_data(data))
+        self._batch_size = _static_batch_size(data)
+        try:
+            return super().train_step(*state, _batch_size_from_data(data))
+        finally:
+            self._batch_size = None
 
     def test_step(self, *args):
         *state, data = args
-        return super().test_step(*state, _batch_size_from_data(data))
+        self._batch_size = _static_batch_size(data)
+        try:
+            return super().test_step(*state, _batch_size_from_data(data))
+        finally:
+            self._batch_size = None
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
                      training=True):
@@ -303,6 +361,10 @@ class SpeechMix(keras.Model):
                                     sample_weight, training=training)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        if self._batch_size is not None:
+            # The metrics' batch counts must depend on the data
+            # (`_batch_size_from_data`); the network's output is pinned.
+            y_pred = _relaxed(y_pred)
         return super().compute_metrics(x, _one_hot_targets(y, y_pred), y_pred,
                                        sample_weight)
 

@@ -288,3 +288,43 @@ def test_epoch_metrics_equal_plain_fit_on_a_dataset_of_unknown_length():
     val = known.unbatch().filter(lambda a, b: True).batch(8, drop_remainder=True)
     scored = view.evaluate(val, verbose=0, return_dict=True)
     np.testing.assert_allclose(scored["loss"], expected["loss"][-1], rtol=1e-6)
+
+
+def test_the_compiled_step_sees_a_static_batch_and_trains_as_eager_does():
+    # Issue 29: the step relaxes the batch size for Keras' batch counts (the
+    # test above), but the network computes with the static size again: an
+    # unknown batch made every layer and its gradient work out shapes at
+    # run time, a fixed cost of each short step. Training is unchanged: the
+    # compiled step gives the eager one's losses, metrics and weights.
+    from keras_speechmix import PartnerBatches
+
+    seen = []
+
+    class Probe(keras.layers.Layer):
+        def call(self, inputs):
+            seen.append(inputs.shape[0])
+            return inputs
+
+    rng = np.random.RandomState(0)
+    x, labels = rng.rand(48, 6).astype("float32"), np.arange(48) % 3
+    batches = PartnerBatches(x, labels, 12, num_classes=3, mix_points=2, seed=0)
+    results = {}
+    for eager in (False, True):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([
+            keras.Input((6,)), HiddenMixup(), keras.layers.Dense(8, activation="relu"),
+            Probe(), HiddenMixup(), keras.layers.Dense(3, activation="softmax")])
+        view = SpeechMix(model)
+        view.compile(keras.optimizers.SGD(0.5), "categorical_crossentropy",
+                     metrics=["accuracy", "categorical_crossentropy"], run_eagerly=eager)
+        seen.clear()
+        logs = [view.train_on_batch(*batches[i], return_dict=True) for i in range(4)]
+        results[eager] = logs, [w.numpy() for w in model.weights]
+        if not eager:
+            assert seen[-1] == 12, seen  # the traced step's network: static
+    for compiled, eager in zip(results[False][0], results[True][0]):
+        assert compiled.keys() == eager.keys()
+        for key in compiled:
+            np.testing.assert_allclose(compiled[key], eager[key], rtol=1e-5, err_msg=key)
+    for a, b in zip(results[False][1], results[True][1]):
+        np.testing.assert_allclose(a, b, atol=1e-5)
