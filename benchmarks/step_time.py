@@ -169,7 +169,8 @@ def method_step_times(network, batch=32, warmup=3, min_rounds=20, max_rounds=400
     (`model.train_on_batch`, every `HiddenMixup` the identity) and through
     the `SpeechMix` view with the plans `PartnerBatches` draws for the method
     (its partners, ratios, active points and, for BC, gains), cycling over
-    `plans` batches held as tensors, as `fit`'s input pipeline delivers them. All variants are interleaved in rotating order
+    `plans` batches held as tensors, as `fit`'s input pipeline delivers
+    them. All variants are interleaved in rotating order
     (`interleaved_times`); rounds go on until every method's 95 % interval of
     the ratio of medians is within +-`target_half_width`, or `max_rounds`
     or `max_seconds` is reached.
@@ -391,7 +392,7 @@ def print_pydataset_rates(result, model_steps_per_s=None):
     print(f"\nPyDataset loaders ({result['clips']} clips of {result['input_shape']}, "
           f"batch {result['batch_size']}, one thread):")
     # The median is the typical batch; batches/s is over all the time spent,
-    # so rare slow batches (an epoch's reshuffle) lower it.
+    # so rare slow batches lower it (the epoch ends are not timed).
     print(f"{'loader':20s} {'median ms':>9s} {'batches/s':>10s} {'x plain time':>13s} "
           f"{'x model':>8s}")
     for name, v in result["rates"].items():
