@@ -9,9 +9,12 @@
    through the `SpeechMix` view with the plans `PartnerBatches` draws for
    the method, on the same batches, all variants interleaved in rotating
    order so that load from elsewhere hits them alike
-   (`step_time.method_step_times`). The table gives each method's ratio of
-   median step times and its 95 % bootstrap interval over rounds; rounds go
-   on until every interval is within +-0.01 (or a time cap). Target: <= 1.03x.
+   (`step_time.method_step_times`). The active point goes round the
+   method's points in turn; the table gives each method's mean over its
+   points of each point's median step, over the plain median (an epoch's
+   cost, the point being drawn uniformly per batch), and its 95 % bootstrap
+   interval over rounds; rounds go on until every interval is within +-0.01
+   (or a time cap). Target: <= 1.03x.
    This part runs on any Keras backend (`KERAS_BACKEND=jax python
    benchmarks/speed.py --quick`).
 2. With TensorFlow: pipeline throughput (batches/s) on decoded clips held in
@@ -190,7 +193,8 @@ def main(argv=None):
 
     print(f"\nTraining step of each method against a plain step of the same network, "
           f"batch {cfg['batch'] if args.mode == 'tiny' else 32}, {device['device']}, "
-          f"jit_compile={jit} (ratio of medians over interleaved rounds):")
+          f"jit_compile={jit} (mean over the mixing points of each point's median "
+          "step, over the plain median):")
     print_method_steps(payload["step_time"].values())
     print(f"worst ratio {payload['worst_step_ratio']:.3f} (target <= 1.03)")
     if TENSORFLOW:

@@ -148,15 +148,32 @@ def method_model(network, method, num_classes=10):
     return model, spec["sample_rate"], length
 
 
-def ratio_spread(mixed, plain, draws=2000, seed=0):
-    """Ratio of medians `median(mixed) / median(plain)` and its 95 % interval,
-    by a bootstrap over rounds (a round's two times are resampled together)."""
+def ratio_spread(mixed, plain, points=None, draws=2000, seed=0):
+    """Ratio of a mixed step's cost to a plain step's, and its 95 % interval,
+    by a bootstrap over rounds (a round's two times are resampled together).
+
+    Without `points`: `median(mixed) / median(plain)`. With `points` (the
+    active point of each mixed step): the mean over the points of each
+    point's median step, over `median(plain)`. Training draws the point
+    uniformly per batch, so an epoch costs the mean over points; a median
+    over steps mixed at different points would report one point's cost,
+    whichever sits in the middle.
+    """
     mixed, plain = np.asarray(mixed), np.asarray(plain)
+    labels = np.zeros(len(mixed), int) if points is None else np.asarray(points)
+    if labels.shape != mixed.shape:
+        raise ValueError(f"ratio_spread: {len(labels)} points for {len(mixed)} mixed steps")
+    names = np.unique(labels)
+
+    def cost(rows):
+        medians = [np.median(mixed[rows][labels[rows] == k]) for k in names
+                   if np.any(labels[rows] == k)]
+        return np.mean(medians) / np.median(plain[rows])
+
     rng = np.random.default_rng(seed)
-    rows = rng.integers(0, len(mixed), size=(draws, len(mixed)))
-    ratios = np.median(mixed[rows], axis=1) / np.median(plain[rows], axis=1)
+    ratios = [cost(rng.integers(0, len(mixed), size=len(mixed))) for _ in range(draws)]
     low, high = np.percentile(ratios, [2.5, 97.5])
-    return float(np.median(mixed) / np.median(plain)), float(low), float(high)
+    return float(cost(np.arange(len(mixed)))), float(low), float(high)
 
 
 def method_step_times(network, batch=32, warmup=3, min_rounds=20, max_rounds=400,
@@ -168,45 +185,61 @@ def method_step_times(network, batch=32, warmup=3, min_rounds=20, max_rounds=400
     `recipe.build_model`) is stepped two ways on the same batches: plainly
     (`model.train_on_batch`, every `HiddenMixup` the identity) and through
     the `SpeechMix` view with the plans `PartnerBatches` draws for the method
-    (its partners, ratios, active points and, for BC, gains), cycling over
-    `plans` batches held as tensors, as `fit`'s input pipeline delivers
-    them. All variants are interleaved in rotating order
-    (`interleaved_times`); rounds go on until every method's 95 % interval of
-    the ratio of medians is within +-`target_half_width`, or `max_rounds`
-    or `max_seconds` is reached.
+    (its partners, ratios and, for BC, gains), cycling over `plans` batches
+    (rounded up to a multiple of the number of points) held as tensors, as
+    `fit`'s input pipeline delivers them. The active point, which training
+    draws uniformly per batch, goes round the points in turn, so every point
+    is timed equally often; a method's mixed cost is the mean over its
+    points of each point's median step (`ratio_spread`). All variants are
+    interleaved in rotating order (`interleaved_times`); rounds go on until
+    every method's 95 % interval of the ratio is within
+    +-`target_half_width`, or `max_rounds` or `max_seconds` is reached.
     """
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
     variants, built = {}, {}
     rng = np.random.default_rng(0)
+    active = {}
     for method in methods:
         model, rate, length = method_model(network, method, num_classes)
         view = SpeechMix(model)
+        points = view.num_mix_points
+        count = points * -(-plans // points)
         model.compile(keras.optimizers.Adam(1e-4), "categorical_crossentropy", jit_compile=jit)
         view.compile(keras.optimizers.Adam(1e-4), "categorical_crossentropy", jit_compile=jit)
-        x = (0.1 * rng.standard_normal((batch * plans, length))).astype(np.float32)
-        y = np.arange(batch * plans) % num_classes
+        x = (0.1 * rng.standard_normal((batch * count, length))).astype(np.float32)
+        y = np.arange(batch * count) % num_classes
         kwargs = dict(recipe.METHODS[method])
         if kwargs.get("ratio") == "bc":
             kwargs["sample_rate"] = rate
         loader = PartnerBatches(x, y, batch, num_classes=num_classes,
-                                mix_points=view.num_mix_points, seed=0, **kwargs)
+                                mix_points=points, seed=0, **kwargs)
         # Tensors, as `fit` hands its step: there the input pipeline turns
         # host arrays into tensors ahead of the step (the pipeline table
         # times that); converting here would charge the view's plan arrays
         # to its step (0.7 ms of a 22 ms small-CNN step against 0.4 ms for
         # a plain batch's).
-        batches = [keras.tree.map_structure(keras.ops.convert_to_tensor, loader[i])
-                   for i in range(plans)]
+        batches, batch_points = [], []
+        for i in range(count):
+            (xb, plan), yb = loader[i]
+            plan = dict(plan)
+            plan["point"] = np.zeros_like(plan["point"])
+            plan["point"][:, i % points] = 1
+            batches.append(keras.tree.map_structure(keras.ops.convert_to_tensor,
+                                                    ((xb, plan), yb)))
+            batch_points.append(i % points)
         calls = {"plain": 0, "mixed": 0}
+        active[method] = used = []
 
         def plain(model=model, batches=batches, calls=calls):
             (xb, _), yb = batches[calls["plain"] % len(batches)]
             calls["plain"] += 1
             model.train_on_batch(xb, yb)
 
-        def mixed(view=view, batches=batches, calls=calls):
+        def mixed(view=view, batches=batches, calls=calls, used=used,
+                  batch_points=batch_points):
             inputs, yb = batches[calls["mixed"] % len(batches)]
+            used.append(batch_points[calls["mixed"] % len(batches)])
             calls["mixed"] += 1
             view.train_on_batch(inputs, yb)
 
@@ -214,10 +247,15 @@ def method_step_times(network, batch=32, warmup=3, min_rounds=20, max_rounds=400
         built[method] = dict(params=int(model.count_params()), input_length=length,
                              sample_rate=rate, mix_points=view.num_mix_points)
     started = time.perf_counter()
+    # Consecutive rounds go round the points: enough of them times each one.
+    min_rounds = max(min_rounds, *(b["mix_points"] for b in built.values()))
+    max_rounds = max(max_rounds, min_rounds)
     times = interleaved_times(variants, warmup, min_rounds)
 
     def spreads():
-        return {m: ratio_spread(times[f"{m}/mixed"], times[f"{m}/plain"]) for m in methods}
+        # The warm-up calls drew points too; the timed ones follow them.
+        return {m: ratio_spread(times[f"{m}/mixed"], times[f"{m}/plain"],
+                                active[m][warmup:]) for m in methods}
 
     while True:
         current = spreads()
@@ -232,11 +270,16 @@ def method_step_times(network, batch=32, warmup=3, min_rounds=20, max_rounds=400
     result = {"network": network, "batch_size": batch, "rounds": rounds,
               "seconds": round(time.perf_counter() - started, 1), "methods": {}}
     for method, (ratio, low, high) in current.items():
+        mixed, where = np.asarray(times[f"{method}/mixed"]), np.asarray(active[method][warmup:])
+        per_point = [1000 * float(np.median(mixed[where == k]))
+                     for k in range(built[method]["mix_points"])]
         result["methods"][method] = {
             **built[method], "ratio": ratio, "ratio_low": low, "ratio_high": high,
             "half_width": (high - low) / 2,
             "plain_median_ms": 1000 * float(np.median(times[f"{method}/plain"])),
-            "mixed_median_ms": 1000 * float(np.median(times[f"{method}/mixed"])),
+            # The mean over the points of each point's median step.
+            "mixed_ms": float(np.mean(per_point)),
+            "point_median_ms": per_point,
         }
     return result
 
@@ -248,7 +291,7 @@ def print_method_steps(results, target=1.03):
     for result in results:
         for method, v in result["methods"].items():
             print(f"{result['network']:10s} {method:10s} {v['plain_median_ms']:9.1f} "
-                  f"{v['mixed_median_ms']:9.1f} {v['ratio']:6.3f} "
+                  f"{v['mixed_ms']:9.1f} {v['ratio']:6.3f} "
                   f"{v['ratio_low']:6.3f}-{v['ratio_high']:<7.3f} {result['rounds']:6d}  "
                   f"{'met' if v['ratio'] <= target else 'MISSED'}")
 

@@ -122,7 +122,10 @@ def test_speed_tiny(tmp_path):
     assert set(steps["methods"]) == {"input", "bc", "manifold", "speechmix"}
     for method, v in steps["methods"].items():
         assert finite(v["plain_median_ms"]) and v["plain_median_ms"] > 0, method
-        assert v["ratio"] == pytest.approx(v["mixed_median_ms"] / v["plain_median_ms"])
+        assert v["ratio"] == pytest.approx(v["mixed_ms"] / v["plain_median_ms"])
+        # Every point timed; the mixed cost is the mean of their medians.
+        assert len(v["point_median_ms"]) == v["mix_points"]
+        assert v["mixed_ms"] == pytest.approx(np.mean(v["point_median_ms"]))
         assert v["ratio_low"] <= v["ratio"] <= v["ratio_high"], method
     # The networks the recipe builds for each method: SpeechMix's three
     # block points, one point for input mixup and BC.
@@ -204,3 +207,21 @@ def test_ratio_spread_brackets_the_ratio_of_medians():
     # Fewer, noisier rounds give a wider interval.
     _, low_few, high_few = ratio_spread(mixed[:10] * (1 + 0.2 * rng.random(10)), plain[:10])
     assert high_few - low_few > high - low
+
+
+def test_ratio_spread_weighs_every_mixing_point_alike():
+    # Training draws the point uniformly: steps at a dear point (1.10x) on a
+    # quarter of the rounds and a cheap one (1.00x) on the rest still cost
+    # 1.05x on average, where the plain median of all steps says 1.00x.
+    sys.path.insert(0, str(BENCH))
+    from step_time import ratio_spread
+
+    rng = np.random.default_rng(0)
+    plain = 0.1 + 0.001 * rng.standard_normal(400)
+    points = np.where(np.arange(400) % 4 == 0, 1, 0)
+    mixed = np.where(points == 1, 0.110, 0.100) + 0.001 * rng.standard_normal(400)
+    ratio, low, high = ratio_spread(mixed, plain, points)
+    assert ratio == pytest.approx(1.05, abs=0.005) and low < ratio < high
+    assert ratio_spread(mixed, plain)[0] == pytest.approx(1.0, abs=0.005)
+    with pytest.raises(ValueError, match="points"):
+        ratio_spread(mixed, plain, points[:-1])
