@@ -148,6 +148,12 @@ def method_model(network, method, num_classes=10):
     return model, spec["sample_rate"], length
 
 
+def point_medians(mixed, points):
+    """Median step of each active point that has timed steps, in point order."""
+    mixed, points = np.asarray(mixed), np.asarray(points)
+    return [float(np.median(mixed[points == k])) for k in np.unique(points)]
+
+
 def ratio_spread(mixed, plain, points=None, draws=2000, seed=0):
     """Ratio of a mixed step's cost to a plain step's, and its 95 % interval,
     by a bootstrap over rounds (a round's two times are resampled together).
@@ -163,12 +169,9 @@ def ratio_spread(mixed, plain, points=None, draws=2000, seed=0):
     labels = np.zeros(len(mixed), int) if points is None else np.asarray(points)
     if labels.shape != mixed.shape:
         raise ValueError(f"ratio_spread: {len(labels)} points for {len(mixed)} mixed steps")
-    names = np.unique(labels)
 
     def cost(rows):
-        medians = [np.median(mixed[rows][labels[rows] == k]) for k in names
-                   if np.any(labels[rows] == k)]
-        return np.mean(medians) / np.median(plain[rows])
+        return np.mean(point_medians(mixed[rows], labels[rows])) / np.median(plain[rows])
 
     rng = np.random.default_rng(seed)
     ratios = [cost(rng.integers(0, len(mixed), size=len(mixed))) for _ in range(draws)]
@@ -219,7 +222,7 @@ def method_step_times(network, batch=32, warmup=3, min_rounds=20, max_rounds=400
         # times that); converting here would charge the view's plan arrays
         # to its step (0.7 ms of a 22 ms small-CNN step against 0.4 ms for
         # a plain batch's).
-        batches, batch_points = [], []
+        batches = []
         for i in range(count):
             (xb, plan), yb = loader[i]
             plan = dict(plan)
@@ -227,7 +230,6 @@ def method_step_times(network, batch=32, warmup=3, min_rounds=20, max_rounds=400
             plan["point"][:, i % points] = 1
             batches.append(keras.tree.map_structure(keras.ops.convert_to_tensor,
                                                     ((xb, plan), yb)))
-            batch_points.append(i % points)
         calls = {"plain": 0, "mixed": 0}
         active[method] = used = []
 
@@ -236,10 +238,11 @@ def method_step_times(network, batch=32, warmup=3, min_rounds=20, max_rounds=400
             calls["plain"] += 1
             model.train_on_batch(xb, yb)
 
-        def mixed(view=view, batches=batches, calls=calls, used=used,
-                  batch_points=batch_points):
+        def mixed(view=view, batches=batches, calls=calls, used=used, points=points):
             inputs, yb = batches[calls["mixed"] % len(batches)]
-            used.append(batch_points[calls["mixed"] % len(batches)])
+            # Batch i mixes at point i % points, and len(batches) is a
+            # multiple of points.
+            used.append(calls["mixed"] % points)
             calls["mixed"] += 1
             view.train_on_batch(inputs, yb)
 
@@ -270,9 +273,8 @@ def method_step_times(network, batch=32, warmup=3, min_rounds=20, max_rounds=400
     result = {"network": network, "batch_size": batch, "rounds": rounds,
               "seconds": round(time.perf_counter() - started, 1), "methods": {}}
     for method, (ratio, low, high) in current.items():
-        mixed, where = np.asarray(times[f"{method}/mixed"]), np.asarray(active[method][warmup:])
-        per_point = [1000 * float(np.median(mixed[where == k]))
-                     for k in range(built[method]["mix_points"])]
+        per_point = [1000 * t for t in point_medians(times[f"{method}/mixed"],
+                                                     active[method][warmup:])]
         result["methods"][method] = {
             **built[method], "ratio": ratio, "ratio_low": low, "ratio_high": high,
             "half_width": (high - low) / 2,
