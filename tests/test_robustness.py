@@ -226,6 +226,41 @@ def test_fit_temperature_with_windows_averages_them_per_clip():
         ksm.fit_temperature(p, np.array([0, 0]), owner=owner[:3])
 
 
+def test_fit_temperature_prior_keeps_a_small_all_right_hold_out_off_the_floor():
+    """Eight held-out clips, every one right: the likelihood alone keeps
+    rising as T falls, to the grid's floor (the model would then be certain
+    of its mistakes); the prior on log T stops it, sharpening only a little."""
+    right = np.array([[0.7, 0.3], [0.3, 0.7]] * 4)
+    labels = np.array([0, 1] * 4)
+    assert ksm.fit_temperature(right, labels, prior_sigma=None) == pytest.approx(0.05, rel=0.01)
+    with_prior = ksm.fit_temperature(right, labels)
+    assert 0.2 < with_prior < 1.0
+    # A tighter prior pulls it closer to 1.
+    assert with_prior < ksm.fit_temperature(right, labels, prior_sigma=0.25) < 1.0
+
+
+def test_fit_temperature_prior_weighs_as_one_observation():
+    """With thousands of clips the prior hardly moves the fit; with a few it
+    pulls towards 1."""
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(3000, 4))
+    true = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    labels = np.array([rng.choice(4, p=row) for row in true])
+    sharp = np.exp(2 * z) / np.exp(2 * z).sum(axis=1, keepdims=True)
+    mle = ksm.fit_temperature(sharp, labels, prior_sigma=None)
+    assert ksm.fit_temperature(sharp, labels) == pytest.approx(mle, rel=0.01)
+    few = slice(0, 12)
+    mle_few = ksm.fit_temperature(sharp[few], labels[few], prior_sigma=None)
+    map_few = ksm.fit_temperature(sharp[few], labels[few])
+    assert abs(np.log(map_few)) < abs(np.log(mle_few))
+
+
+@pytest.mark.parametrize("sigma", [0, -1.0, float("nan")])
+def test_fit_temperature_rejects_a_bad_prior(sigma):
+    with pytest.raises(ValueError, match="prior_sigma"):
+        ksm.fit_temperature(np.array([[0.6, 0.4]]), [0], prior_sigma=sigma)
+
+
 def test_temperature_keeps_every_prediction_and_saves_with_the_model(tmp_path):
     model = models.logmel_cnn(3, sample_rate=8000, input_length=4000)
     waves = np.stack([np.resize(_speechlike(seed=k), 4000) for k in range(4)])
