@@ -151,7 +151,7 @@ def fit_temperature(probabilities, labels, owner=None, prior_sigma=1.0):
 
     Note:
         A held-out split is often small (the recipe's 10 % of ESC-10's
-        training folds is 8 or 9 clips). When every one of them is right,
+        training folds is 8 to 20 clips). When every one of them is right,
         the likelihood alone keeps rising as the temperature falls, so its
         maximum is the search's floor and the model becomes certain of its
         mistakes: on ESC-10 validation splits that happened in 7 of 30 runs
