@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 
 from keras_speechmix.audio import datasets  # noqa: E402
 from keras_speechmix.audio.shifts import apply_shift  # noqa: E402
-from keras_speechmix.training import experiment
+from keras_speechmix.training import experiment, recipe  # noqa: E402
 
 # name -> (base method, overrides). "waveform" is the input waveform (BC's
 # rule), "input" the log-mel features, "blockN" after each conv block.
@@ -77,6 +77,11 @@ VARIANTS = {
     # it is), against the level-normalised default, clean and 20 dB quieter.
     "none_raw_level": ("none", dict(level_norm=False)),
     "speechmix_raw_level": ("speechmix", dict(level_norm=False)),
+    # Issue 27: half the training clips made up to 10 dB louder and clipped
+    # at full scale (`RandomClipping`), against the default, clean and
+    # scored 10 dB louder (clipped).
+    "none_random_clipping": ("none", dict(random_clipping=10.0)),
+    "speechmix_random_clipping": ("speechmix", dict(random_clipping=10.0)),
 }
 
 
@@ -84,25 +89,29 @@ VARIANTS = {
 def variant(name):
     """Makes `name` a method `train_clips(mix=name)` trains, for the block."""
     base, over = VARIANTS[name]
-    saved_methods, saved_mixes = dict(experiment.METHODS), experiment.MIXES
+    saved_methods, saved_mixes = dict(experiment.METHODS), recipe.MIXES
     network = experiment.NETWORKS[experiment.RECIPE["model"]]
     saved_points, saved_recipe = dict(network["points"]), dict(experiment.RECIPE)
     saved_gains = dict(experiment.HIDDEN_GAINS)
     try:
         experiment.METHODS[name] = over.get("mixing", experiment.METHODS[base])
-        experiment.MIXES = tuple(experiment.METHODS)
+        # `recipe.method_points` checks the name against recipe's own MIXES
+        # (experiment's is a re-export: rebinding it alone refused every
+        # mixing variant's name).
+        recipe.MIXES = experiment.MIXES = tuple(experiment.METHODS)
         network["points"][name] = over.get("points", saved_points.get(base, ()))
         experiment.HIDDEN_GAINS[name] = over.get("hidden_gain",
                                                  saved_gains.get(base, "plan"))
         if "dropout" in over:
             experiment.RECIPE["mix_dropout"] = over["dropout"]
-        if "level_norm" in over:
-            experiment.RECIPE["level_norm"] = over["level_norm"]
+        for key in ("level_norm", "random_clipping"):
+            if key in over:
+                experiment.RECIPE[key] = over[key]
         yield name if base != "none" else "none"
     finally:
         experiment.METHODS.clear()
         experiment.METHODS.update(saved_methods)
-        experiment.MIXES = saved_mixes
+        recipe.MIXES = experiment.MIXES = saved_mixes
         network["points"].clear()
         network["points"].update(saved_points)
         experiment.RECIPE.clear()
@@ -135,11 +144,17 @@ def one_run(clips, name, seed, fraction):
     quiet = experiment.predict_clips(model, apply_shift(validation.waveforms, "level:-20"),
                                      length)
     quiet_correct = (quiet.argmax(axis=1) == validation.labels).astype(int)
+    # ... and 10 dB louder, clipped at full scale.
+    loud = experiment.predict_clips(model, apply_shift(validation.waveforms, "level:+10"),
+                                    length)
+    loud_correct = (loud.argmax(axis=1) == validation.labels).astype(int)
     return {"variant": name, "seed": seed, "held_out_fold": held,
             "num_fit": len(fit), "num_validation": len(validation),
             "validation_error": float(1 - correct.mean()), "correct": correct.tolist(),
             "validation_error_quiet": float(1 - quiet_correct.mean()),
             "correct_quiet": quiet_correct.tolist(),
+            "validation_error_loud": float(1 - loud_correct.mean()),
+            "correct_loud": loud_correct.tolist(),
             "train_accuracy": result["train_accuracy"], "epochs": result["epochs"],
             "mix_points": result["mix_points"], "seconds": result["seconds"],
             "final_loss": result["history"]["loss"][-1]}
@@ -171,6 +186,13 @@ def summary(runs, names, seeds, references=("none", "previous_speechmix")):
         if all(q is not None for q in quiet):
             quiet = np.concatenate(quiet).astype(bool)
             line += f"  | 20 dB quieter: {100 * (1 - quiet.mean()):.1f} %"
+        loud = [by[(n, s)].get("correct_loud") for s in complete]
+        if all(q is not None for q in loud):
+            loud = np.concatenate(loud).astype(bool)
+            test = common.mcnemar(pooled[n], loud)
+            line += (f"  | 10 dB louder, clipped: {100 * (1 - loud.mean()):.1f} % "
+                     f"(clean right only : loud right only {test['a_only']}:{test['b_only']}, "
+                     f"p={test['p']:.2f})")
         lines.append(line)
     return "\n".join(lines)
 

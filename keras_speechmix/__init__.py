@@ -63,6 +63,7 @@ from keras_speechmix.pydataset import PartnerBatches  # noqa: E402
 # Every layer a saved model can hold is registered on import, so that
 # keras.models.load_model reads a model saved by this package.
 from keras_speechmix.audio.features import LogMelSpectrogram, SpecAugment  # noqa: E402
+from keras_speechmix.audio.clipping import RandomClipping  # noqa: E402
 from keras_speechmix.audio.level import LevelNormalization  # noqa: E402
 from keras_speechmix.calibration import (  # noqa: E402
     TemperatureScaling, expected_calibration_error, fit_temperature,
@@ -86,7 +87,7 @@ _LAZY = {
 __all__ = ["HiddenMixup", "SpeechMix", "mix_layers", "add_mix_points",
            "active_plan", "plan_scope",
            "PartnerBatches", "PlanSampler", "LogMelSpectrogram", "SpecAugment",
-           "LevelNormalization", "TemperatureScaling", "with_temperature",
+           "LevelNormalization", "RandomClipping", "TemperatureScaling", "with_temperature",
            "fit_temperature", "expected_calibration_error", "negative_log_likelihood",
            "load_model", "model_info", "predict_clips", "save_model", *_LAZY]
 

@@ -185,7 +185,9 @@ def fit_temperature(probabilities, labels, owner=None, prior_sigma=1.0):
     >>> 0.2 < fit_temperature(right, [0, 1] * 4) < 1.0  # sharpened, within reason
     True
     """
-    if prior_sigma is not None and not (np.isfinite(prior_sigma) and prior_sigma > 0):
+    if prior_sigma is not None and (isinstance(prior_sigma, bool)
+                                    or not isinstance(prior_sigma, (int, float, np.number))
+                                    or not (np.isfinite(prior_sigma) and prior_sigma > 0)):
         raise ValueError(f"fit_temperature: prior_sigma={prior_sigma!r}; expected a "
                          "positive float, or None for no prior")
     probabilities = np.asarray(probabilities, np.float64)

@@ -225,3 +225,27 @@ def test_ratio_spread_weighs_every_mixing_point_alike():
     assert ratio_spread(mixed, plain)[0] == pytest.approx(1.0, abs=0.005)
     with pytest.raises(ValueError, match="points"):
         ratio_spread(mixed, plain, points[:-1])
+
+
+@pytest.mark.parametrize("name", ["speechmix_random_clipping", "speechmix_raw_level",
+                                  "none_random_clipping"])
+def test_validate_recipe_variants_build_what_they_name(name):
+    """Each variant of the recipe study trains its own network: a mixing
+    variant's name passes the recipe's method check, its overrides reach the
+    network, and the recipe is back to its default afterwards."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import validate_recipe
+    finally:
+        sys.path.remove(str(BENCH))
+    from keras_speechmix.training import experiment, recipe
+
+    before = dict(recipe.RECIPE), recipe.MIXES
+    with validate_recipe.variant(name) as mix:
+        names = [layer.name for layer in experiment.build_model(mix, 10, 16000, 16000).layers]
+    over = validate_recipe.VARIANTS[name][1]
+    assert ("random_clipping" in names) == ("random_clipping" in over)
+    assert ("level" in names) == over.get("level_norm", True)
+    assert (dict(recipe.RECIPE), recipe.MIXES) == before
+    with pytest.raises(ValueError, match="`mix` must be one of"):
+        experiment.build_model(name, 10, 16000, 16000)

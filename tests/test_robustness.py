@@ -11,6 +11,7 @@ from keras.src import testing
 
 import keras_speechmix as ksm
 from keras_speechmix import calibration, models
+from keras_speechmix.audio.clipping import RandomClipping
 from keras_speechmix.audio.level import LevelNormalization
 from keras_speechmix.audio.shifts import SHIFTS, apply_shift, parse_shift
 from keras_speechmix.training import experiment
@@ -123,6 +124,80 @@ def test_the_recipe_builds_level_invariant_networks():
     assert experiment.RECIPE["level_norm"] is True
     model = experiment.build_model("bc", 10, 16000, 16000)
     assert isinstance(model.get_layer("level"), LevelNormalization)
+
+
+class RandomClippingTest(testing.TestCase):
+    def test_layer(self):
+        self.run_layer_test(
+            RandomClipping,
+            init_kwargs={"max_gain_db": 10.0, "rate": 0.5, "seed": 1},
+            input_shape=(3, 400),
+            expected_output_shape=(3, 400),
+            expected_num_trainable_weights=0,
+            expected_num_non_trainable_weights=0,
+            expected_num_seed_generators=1,
+            run_training_check=False,
+        )
+
+    def test_inference_is_the_identity(self):
+        wave = 3.0 * _speechlike()[None]  # even beyond full scale
+        self.assertAllEqual(RandomClipping(rate=1.0)(wave), wave)
+
+    def test_training_makes_chosen_clips_louder_and_clips_them(self):
+        waves = np.stack([0.5 * _speechlike(seed=k) / np.abs(_speechlike(seed=k)).max()
+                          for k in range(200)])
+        out = np.asarray(RandomClipping(max_gain_db=10.0, rate=0.5, seed=3)(
+            waves, training=True))
+        assert np.abs(out).max() <= 1.0
+        changed = ~np.all(out == waves, axis=1)
+        # About half the clips, each by one gain: the unclipped samples scale
+        # by a factor between 1 and 10 dB.
+        assert 70 < changed.sum() < 130
+        for row in np.flatnonzero(changed):
+            inside = np.abs(out[row]) < 1.0
+            gain = np.median(out[row][inside] / waves[row][inside])
+            assert 1.0 <= gain <= 10 ** 0.5 + 1e-5
+            np.testing.assert_allclose(out[row][inside], gain * waves[row][inside], rtol=1e-5)
+        assert np.any(np.abs(out[changed]) == 1.0)  # some peaks clipped
+
+    def test_runs_in_a_tf_data_pipeline(self):
+        import tensorflow as tf
+
+        layer = RandomClipping(rate=1.0, seed=0)
+        ds = tf.data.Dataset.from_tensor_slices(np.stack([_speechlike(seed=k)
+                                                          for k in range(4)]))
+        for batch in ds.batch(2).map(lambda x: layer(x, training=True)):
+            self.assertEqual(tuple(batch.shape), (2, len(_speechlike())))
+            assert float(tf.reduce_max(tf.abs(batch))) <= 1.0
+
+    def test_bad_arguments_are_refused_by_name(self):
+        for kwargs, name in (({"max_gain_db": 0}, "max_gain_db"),
+                             ({"max_gain_db": "10"}, "max_gain_db"),
+                             ({"rate": 1.5}, "rate"), ({"rate": True}, "rate")):
+            with pytest.raises(ValueError, match=f"`{name}`"):
+                RandomClipping(**kwargs)
+
+
+def test_random_clipping_sits_between_the_waveform_point_and_the_level():
+    model = models.logmel_cnn(3, sample_rate=8000, input_length=8000,
+                              mix_points=("waveform", "block1"), random_clipping=10.0)
+    names = [layer.name for layer in model.layers]
+    assert (names.index("mix_waveform") < names.index("random_clipping")
+            < names.index("level") < names.index("logmel"))
+    assert model.get_layer("random_clipping").max_gain_db == 10.0
+    assert "random_clipping" not in [
+        layer.name for layer in models.logmel_cnn(3, sample_rate=8000, input_length=8000).layers]
+
+
+def test_a_model_with_random_clipping_saves_and_predicts_unchanged(tmp_path):
+    model = models.piczak_cnn(3, sample_rate=8000, input_length=8000, random_clipping=6.0)
+    waves = np.stack([np.resize(_speechlike(seed=k), 8000) for k in range(2)])
+    ksm.save_model(model, tmp_path / "model.keras", sample_rate=8000,
+                   class_names=["a", "b", "c"])
+    loaded = ksm.load_model(tmp_path / "model.keras")
+    assert loaded.get_layer("random_clipping").get_config()["max_gain_db"] == 6.0
+    np.testing.assert_allclose(loaded.predict(waves, verbose=0),
+                               model.predict(waves, verbose=0), atol=1e-6)
 
 
 # -- shifts -------------------------------------------------------------------
@@ -255,7 +330,7 @@ def test_fit_temperature_prior_weighs_as_one_observation():
     assert abs(np.log(map_few)) < abs(np.log(mle_few))
 
 
-@pytest.mark.parametrize("sigma", [0, -1.0, float("nan")])
+@pytest.mark.parametrize("sigma", [0, -1.0, float("nan"), "1.0", True])
 def test_fit_temperature_rejects_a_bad_prior(sigma):
     with pytest.raises(ValueError, match="prior_sigma"):
         ksm.fit_temperature(np.array([[0.6, 0.4]]), [0], prior_sigma=sigma)

@@ -1,6 +1,7 @@
 """What the reference networks share: argument checks, the batch-norm
-momentum, the conv-BN-ReLU block and the mixing-point helper (`_mixer`,
-which puts a `HiddenMixup` at each chosen point).
+momentum, the conv-BN-ReLU block, the mixing-point helper (`_mixer`,
+which puts a `HiddenMixup` at each chosen point) and the waveform's level
+layers (`_level_layers`).
 
 Example:
 
@@ -14,6 +15,8 @@ Example:
 
 from keras import layers
 
+from keras_speechmix.audio.clipping import RandomClipping
+from keras_speechmix.audio.level import LevelNormalization
 from keras_speechmix.layer import HiddenMixup
 
 # Chainer's BatchNormalization (used by BC learning and SpeechMix) keeps moving
@@ -92,3 +95,14 @@ def _check_points(mix_points, candidates, default):
             + (f" (unknown: {unknown})." if unknown else ".")
         )
     return frozenset(mix_points)
+
+
+def _level_layers(h, level_norm, random_clipping):
+    """`RandomClipping(random_clipping)` (when a gain in dB is given), then
+    `LevelNormalization` (when `level_norm`), on the waveform `h`: after the
+    waveform mixing point, so BC learning's gains are the clips' own."""
+    if random_clipping is not None:
+        h = RandomClipping(max_gain_db=random_clipping, name="random_clipping")(h)
+    if level_norm:
+        h = LevelNormalization(name="level")(h)
+    return h

@@ -8,9 +8,8 @@ import operator
 import keras
 from keras import layers
 
-from keras_speechmix.audio.level import LevelNormalization
 from keras_speechmix.models.blocks import (
-    _check_dropout, _check_positive_int, _conv_bn_relu, _mixer)
+    _check_dropout, _check_positive_int, _conv_bn_relu, _level_layers, _mixer)
 
 __all__ = ["envnet_v2"]
 
@@ -100,7 +99,8 @@ def _chainer_max_pool(h, pool_size, name):
 
 
 def envnet_v2(num_classes, input_length=66650, mix_points=(0, 1, 2, 3, 4),
-              dropout=0.5, hidden_gain="plan", level_norm=True, name="envnet_v2"):
+              dropout=0.5, hidden_gain="plan", level_norm=True,
+              random_clipping=None, name="envnet_v2"):
     """EnvNet-v2 on raw waveforms, with SpeechMix's candidate mixing points.
 
     The network of Tokozume et al. (2018), layer for layer as in
@@ -179,6 +179,10 @@ def envnet_v2(num_classes, input_length=66650, mix_points=(0, 1, 2, 3, 4),
             right after the waveform mixing point, so the answer does not
             depend on the recording level; `False` feeds the waveform as it
             is (models before issue 27).
+        random_clipping: `None`, or a gain in dB: in training, half the
+            clips are made up to this much louder and clipped at full scale
+            (`RandomClipping`, before the level normalisation), so that a
+            clipped recording gets the same answer.
         name: model name.
 
     Returns:
@@ -221,8 +225,7 @@ def envnet_v2(num_classes, input_length=66650, mix_points=(0, 1, 2, 3, 4),
 
     inputs = keras.Input((input_length,), name="waveform")
     h = mix(inputs, 0)
-    if level_norm:
-        h = LevelNormalization(name="level")(h)
+    h = _level_layers(h, level_norm, random_clipping)
     h = layers.Reshape((1, input_length, 1), name="to_image")(h)
     for conv_name, filters, kernel, strides in _ENVNET_FRONT:
         h = _conv_bn_relu(h, conv_name, filters, kernel, strides,

@@ -7,9 +7,9 @@ import keras
 from keras import layers
 
 from keras_speechmix.audio.features import LogMelSpectrogram, SpecAugment
-from keras_speechmix.audio.level import LevelNormalization
 from keras_speechmix.models.blocks import (
-    _BN_MOMENTUM, _check_dropout, _check_points, _check_positive_int, _conv_bn_relu, _mixer)
+    _BN_MOMENTUM, _check_dropout, _check_points,
+    _check_positive_int, _conv_bn_relu, _level_layers, _mixer)
 
 __all__ = ["logmel_cnn"]
 
@@ -24,7 +24,8 @@ def logmel_cnn(num_classes, sample_rate=16000, input_length=16000,
                num_mel_bins=64, frame_step_ms=10.0, filters=(32, 64, 128),
                mix_points=None, spec_augment=False, dropout=0.3,
                pooling="average", dense_units=(), dense_dropout=0.5,
-               hidden_gain="plan", level_norm=True, name="logmel_cnn"):
+               hidden_gain="plan", level_norm=True,
+               random_clipping=None, name="logmel_cnn"):
     """A fast log-mel CNN on raw audio, with SpeechMix mixing points.
 
     Not from the SpeechMix paper (which uses EnvNet-v2 only): a compact
@@ -120,6 +121,10 @@ def logmel_cnn(num_classes, sample_rate=16000, input_length=16000,
             right after the waveform mixing point, so the answer does not
             depend on the recording level; `False` feeds the waveform as it
             is (models before issue 27).
+        random_clipping: `None`, or a gain in dB: in training, half the
+            clips are made up to this much louder and clipped at full scale
+            (`RandomClipping`, before the level normalisation), so that a
+            clipped recording gets the same answer.
         name: model name.
 
     Returns:
@@ -175,8 +180,7 @@ def logmel_cnn(num_classes, sample_rate=16000, input_length=16000,
 
     inputs = keras.Input((input_length,), name="waveform")
     h = mix(inputs, "waveform")
-    if level_norm:
-        h = LevelNormalization(name="level")(h)
+    h = _level_layers(h, level_norm, random_clipping)
     h = LogMelSpectrogram(sample_rate=sample_rate, num_mel_bins=num_mel_bins,
                           frame_step_ms=frame_step_ms, name="logmel")(h)
     h = mix(h, "input")

@@ -6,9 +6,9 @@ import keras
 from keras import layers
 
 from keras_speechmix.audio.features import LogMelSpectrogram
-from keras_speechmix.audio.level import LevelNormalization
 from keras_speechmix.models.blocks import (
-    _BN_MOMENTUM, _check_dropout, _check_points, _check_positive_int, _conv_bn_relu, _mixer)
+    _BN_MOMENTUM, _check_dropout, _check_points,
+    _check_positive_int, _conv_bn_relu, _level_layers, _mixer)
 
 __all__ = ["piczak_cnn"]
 
@@ -19,6 +19,7 @@ _PICZAK_DEFAULT_POINTS = ("input", "block1", "block2")
 def piczak_cnn(num_classes, sample_rate=22050, input_length=20480,
                num_mel_bins=60, hidden_units=5000, dropout=0.5,
                mix_points=None, hidden_gain="plan", level_norm=True,
+               random_clipping=None,
                name="piczak_cnn"):
     """Piczak's ESC CNN on log-mels, with batch norm and SpeechMix points.
 
@@ -86,6 +87,10 @@ def piczak_cnn(num_classes, sample_rate=22050, input_length=20480,
             right after the waveform mixing point, so the answer does not
             depend on the recording level; `False` feeds the waveform as it
             is (models before issue 27).
+        random_clipping: `None`, or a gain in dB: in training, half the
+            clips are made up to this much louder and clipped at full scale
+            (`RandomClipping`, before the level normalisation), so that a
+            clipped recording gets the same answer.
         name: model name.
 
     Returns:
@@ -124,8 +129,7 @@ def piczak_cnn(num_classes, sample_rate=22050, input_length=20480,
 
     inputs = keras.Input((input_length,), name="waveform")
     h = mix(inputs, "waveform")
-    if level_norm:
-        h = LevelNormalization(name="level")(h)
+    h = _level_layers(h, level_norm, random_clipping)
     h = LogMelSpectrogram(sample_rate=sample_rate, num_mel_bins=num_mel_bins,
                           frame_length_ms=1024 * 1000 / 22050,
                           frame_step_ms=512 * 1000 / 22050, fft_length=1024,

@@ -144,6 +144,7 @@ def load_model(path, compile=False):
     """
     import keras
 
+    import keras_speechmix.audio.clipping  # noqa: F401 - registers RandomClipping
     import keras_speechmix.audio.features  # noqa: F401 - registers the feature layers
     import keras_speechmix.audio.level  # noqa: F401 - registers LevelNormalization
     import keras_speechmix.calibration  # noqa: F401 - registers TemperatureScaling
