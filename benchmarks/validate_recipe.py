@@ -6,7 +6,8 @@ never looks at it; from the two training folds it cuts a validation part
 by source recording (`experiment.hold_out_validation`, a quarter of the clips,
 whole recordings, seeded), trains every variant on the rest with the
 package's own `experiment.train_clips` and scores the validation clips
-once, at the last epoch (10 crops). Every variant sees the same clips,
+once, at the last epoch (10 crops), clean, 20 dB quieter, 10 dB louder
+(clipped) and in noise (`NOISE_SHIFTS`, seeded). Every variant sees the same clips,
 crops' seeds and weights' seed, so variants are compared clip by clip:
 McNemar's exact test on the pooled validation clips of all seeds, against
 the plain-training variant and against the `speechmix` method before
@@ -85,6 +86,10 @@ VARIANTS = {
 }
 
 
+# The noise shifts each run is also scored under (`audio.shifts`).
+NOISE_SHIFTS = ("white:20", "white:10", "pink:10")
+
+
 @contextlib.contextmanager
 def variant(name):
     """Makes `name` a method `train_clips(mix=name)` trains, for the block."""
@@ -148,6 +153,11 @@ def one_run(clips, name, seed, fraction):
     loud = experiment.predict_clips(model, apply_shift(validation.waveforms, "level:+10"),
                                     length)
     loud_correct = (loud.argmax(axis=1) == validation.labels).astype(int)
+    # ... and in noise (seeded by the run's seed: every variant hears the
+    # same noisy clips), where mixing is supposed to pay.
+    noisy = {shift: (experiment.predict_clips(
+        model, apply_shift(validation.waveforms, shift, seed=seed), length).argmax(axis=1)
+        == validation.labels).astype(int).tolist() for shift in NOISE_SHIFTS}
     return {"variant": name, "seed": seed, "held_out_fold": held,
             "num_fit": len(fit), "num_validation": len(validation),
             "validation_error": float(1 - correct.mean()), "correct": correct.tolist(),
@@ -155,13 +165,15 @@ def one_run(clips, name, seed, fraction):
             "correct_quiet": quiet_correct.tolist(),
             "validation_error_loud": float(1 - loud_correct.mean()),
             "correct_loud": loud_correct.tolist(),
+            "correct_noise": noisy,
             "train_accuracy": result["train_accuracy"], "epochs": result["epochs"],
             "mix_points": result["mix_points"], "seconds": result["seconds"],
             "final_loss": result["history"]["loss"][-1]}
 
 
 def summary(runs, names, seeds, references=("none", "previous_speechmix")):
-    """Pooled validation error per variant, and McNemar against the baselines."""
+    """Pooled validation error per variant, and McNemar against the baselines
+    (clean, level shifts, and in noise against the first baseline)."""
     by = {(r["variant"], r["seed"]): r for r in runs}
     complete = [s for s in seeds if all((n, s) in by for n in names)]
     lines = [f"seeds with every variant: {complete}"]
@@ -194,6 +206,22 @@ def summary(runs, names, seeds, references=("none", "previous_speechmix")):
                      f"(clean right only : loud right only {test['a_only']}:{test['b_only']}, "
                      f"p={test['p']:.2f})")
         lines.append(line)
+    noise = [n for n in names if complete
+             and all("correct_noise" in by[(n, s)] for s in complete)]
+    if noise and complete:
+        lines.append(f"in noise, error % (McNemar vs {references[0]}: clips only this "
+                     "variant gets right : only the other)")
+        for shift in NOISE_SHIFTS:
+            pooled_noise = {n: np.concatenate([by[(n, s)]["correct_noise"][shift]
+                                               for s in complete]).astype(bool) for n in noise}
+            cells = []
+            for n in noise:
+                cell = f"{n} {100 * (1 - pooled_noise[n].mean()):.1f}"
+                if references[0] in pooled_noise and n != references[0]:
+                    test = common.mcnemar(pooled_noise[n], pooled_noise[references[0]])
+                    cell += f" ({test['a_only']}:{test['b_only']} p={test['p']:.2f})"
+                cells.append(cell)
+            lines.append(f"  {shift:9s} " + "; ".join(cells))
     return "\n".join(lines)
 
 

@@ -249,3 +249,23 @@ def test_validate_recipe_variants_build_what_they_name(name):
     assert (dict(recipe.RECIPE), recipe.MIXES) == before
     with pytest.raises(ValueError, match="`mix` must be one of"):
         experiment.build_model(name, 10, 16000, 16000)
+
+
+def test_validate_recipe_summary_pairs_noisy_clips_with_the_baseline():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import validate_recipe
+    finally:
+        sys.path.remove(str(BENCH))
+    right, wrong = [1] * 10, [0] * 10
+
+    def run(name, noise_correct):
+        return {"variant": name, "seed": 0, "validation_error": 0.0, "correct": right,
+                "correct_noise": {shift: noise_correct
+                                  for shift in validate_recipe.NOISE_SHIFTS}}
+
+    text = validate_recipe.summary([run("none", wrong), run("speechmix", right)],
+                                   ["none", "speechmix"], [0], ("none",))
+    noise_lines = [line for line in text.splitlines() if line.startswith("  white:20")]
+    # speechmix gets all 10 noisy clips right where plain training gets none.
+    assert noise_lines == ["  white:20  none 100.0; speechmix 0.0 (10:0 p=0.00)"]
