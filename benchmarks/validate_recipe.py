@@ -143,21 +143,20 @@ def one_run(clips, name, seed, fraction):
                                                sound_crops=over.get("sound_crops"),
                                                calibrate=False)
     length = result["input_length"]
-    probabilities = experiment.predict_clips(model, validation.waveforms, length)
-    correct = (probabilities.argmax(axis=1) == validation.labels).astype(int)
-    # The same clips 20 dB quieter: does the variant hold its answer?
-    quiet = experiment.predict_clips(model, apply_shift(validation.waveforms, "level:-20"),
-                                     length)
-    quiet_correct = (quiet.argmax(axis=1) == validation.labels).astype(int)
-    # ... and 10 dB louder, clipped at full scale.
-    loud = experiment.predict_clips(model, apply_shift(validation.waveforms, "level:+10"),
-                                    length)
-    loud_correct = (loud.argmax(axis=1) == validation.labels).astype(int)
-    # ... and in noise (seeded by the run's seed: every variant hears the
-    # same noisy clips), where mixing is supposed to pay.
-    noisy = {shift: (experiment.predict_clips(
-        model, apply_shift(validation.waveforms, shift, seed=seed), length).argmax(axis=1)
-        == validation.labels).astype(int).tolist() for shift in NOISE_SHIFTS}
+
+    def correct_under(shift):
+        # Seeded by the run's seed: every variant hears the same noisy clips.
+        waves = apply_shift(validation.waveforms, shift, seed=seed)
+        return (experiment.predict_clips(model, waves, length).argmax(axis=1)
+                == validation.labels).astype(int)
+
+    correct = correct_under("clean")
+    # The same clips 20 dB quieter (does the variant hold its answer?), 10 dB
+    # louder and clipped at full scale, and in noise, where mixing is
+    # supposed to pay.
+    quiet_correct = correct_under("level:-20")
+    loud_correct = correct_under("level:+10")
+    noisy = {shift: correct_under(shift).tolist() for shift in NOISE_SHIFTS}
     return {"variant": name, "seed": seed, "held_out_fold": held,
             "num_fit": len(fit), "num_validation": len(validation),
             "validation_error": float(1 - correct.mean()), "correct": correct.tolist(),

@@ -1,5 +1,6 @@
 """The benchmark scripts run end to end (--tiny) and write complete JSON."""
 
+import importlib
 import json
 import math
 import os
@@ -23,6 +24,15 @@ def run_script(name, *args, timeout=600):
                           timeout=timeout)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
+
+
+def bench_module(name):
+    """Imports the benchmark script `name` (benchmarks/ is not a package)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(BENCH))
 
 
 def finite(value):
@@ -168,11 +178,7 @@ def test_streaming_tiny(tmp_path):
 
 def test_shared_data_path_matches_benchmarks():
     # The scripts default to the same shared-data folder the tests skip on.
-    sys.path.insert(0, str(BENCH))
-    try:
-        import common
-    finally:
-        sys.path.remove(str(BENCH))
+    common = bench_module("common")
     assert Path(common.DEFAULT_DATA).resolve() == SHARED_DATA.resolve()
 
 
@@ -233,11 +239,7 @@ def test_validate_recipe_variants_build_what_they_name(name):
     """Each variant of the recipe study trains its own network: a mixing
     variant's name passes the recipe's method check, its overrides reach the
     network, and the recipe is back to its default afterwards."""
-    sys.path.insert(0, str(BENCH))
-    try:
-        import validate_recipe
-    finally:
-        sys.path.remove(str(BENCH))
+    validate_recipe = bench_module("validate_recipe")
     from keras_speechmix.training import experiment, recipe
 
     before = dict(recipe.RECIPE), recipe.MIXES
@@ -252,11 +254,7 @@ def test_validate_recipe_variants_build_what_they_name(name):
 
 
 def test_validate_recipe_summary_pairs_noisy_clips_with_the_baseline():
-    sys.path.insert(0, str(BENCH))
-    try:
-        import validate_recipe
-    finally:
-        sys.path.remove(str(BENCH))
+    validate_recipe = bench_module("validate_recipe")
     right, wrong = [1] * 10, [0] * 10
 
     def run(name, noise_correct):
