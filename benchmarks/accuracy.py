@@ -136,6 +136,29 @@ class Data:
         return out
 
 
+def same_recipe(stored, recipe):
+    """Whether runs stored with recipe `stored` are runs of `recipe`. An
+    option added to the recipe since, and off today (None), left them as
+    they were."""
+    recipe = json.loads(json.dumps(recipe))
+    return dict({k: v for k, v in recipe.items() if v is None}, **stored) == recipe
+
+
+def changed_methods(previous, current):
+    """The methods whose runs in `previous` (a stored config) `--resume`
+    must not keep: their mixing arguments, points or hidden gains differ
+    from `current`'s. Plain training has no mixing: its points are
+    identities (no weights, no random draws), so a change of SpeechMix's
+    points leaves its runs as they were. A config from before hidden gains
+    were stored is read as having today's."""
+    def signature(config, method):
+        points = config["network_points"].get(method) if method != "none" else None
+        gains = config.get("hidden_gains", current["hidden_gains"]).get(method)
+        return json.dumps([config["methods"].get(method), points, gains])
+    return {m for m in current["methods"]
+            if m in previous["methods"] and signature(previous, m) != signature(current, m)}
+
+
 def one_run(train, test, method, seed, suite):
     """One method on one split, on the path `speechmix train` takes with no
     flags: the recipe's validation hold-out, then `train_clips` with the
@@ -369,14 +392,21 @@ def main(argv=None):
               "methods": {m: experiment.METHODS[m] for m in ALL},
               "network_points": {m: list(map(str, p)) for m, p in
                                  experiment.NETWORKS[experiment.RECIPE["model"]]["points"].items()},
+              "hidden_gains": dict(experiment.HIDDEN_GAINS),
               "test": "softmax averaged over 10 evenly spaced crops per clip, last epoch",
               "notes": notes, "command": " ".join(sys.argv)}
     runs = []
     if args.resume and out.is_file():
         previous = json.loads(out.read_text())
-        if previous["config"].get("recipe") != json.loads(json.dumps(experiment.RECIPE)):
+        if not same_recipe(previous["config"].get("recipe", {}), experiment.RECIPE):
             raise SystemExit(f"--resume: {out} was written with another recipe")
-        runs = previous["runs"]
+        changed = changed_methods(previous["config"], config)
+        runs = [r for r in previous["runs"] if r["method"] not in changed]
+        for method in sorted(changed):
+            dropped = sum(r["method"] == method for r in previous["runs"])
+            print(f"[resume] {dropped} runs of {method!r} dropped: its mixing "
+                  f"arguments, points or hidden gains changed since {out} was written",
+                  flush=True)
         print(f"[resume] {len(runs)} runs kept from {out}", flush=True)
     print(f"[config] mode={args.mode} device={device['device']} seeds={seeds} "
           f"recipe={experiment.RECIPE}", flush=True)

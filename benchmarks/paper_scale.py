@@ -24,9 +24,10 @@ SpeechMix authors reuse; ../shared/design/reference.md):
   as the package's EnvNet-v2 recipe does; Chainer adds it to the gradient.
 - Mixing, as `speechmix train` mixes (`experiment.METHODS`, mirrored
   here): `bc` mixes waveforms (point 0) with the gain-aware ratio, partners
-  of another class; `speechmix` draws one of points 1-4 per batch, r ~ U(0,
-  1) per clip, partners of another class, the "sound" rule with gains
-  measured on the activations. Batches come from `PartnerBatches` (NumPy
+  of another class; `speechmix` draws one of points 0-4 per batch, r ~ U(0,
+  1) per clip, partners of another class, BC's gain-aware rule at the
+  waveform and the "sound" rule with gains measured on the activations at
+  points 1-4. Batches come from `PartnerBatches` (NumPy
   plans, no TensorFlow); plain training from a plain PyDataset of the same
   crops.
 - Test: each clip padded likewise and cut into 10 evenly spaced crops,
@@ -118,8 +119,8 @@ LENGTH = 66650
 # where the "sound" rule takes its gains at hidden points.
 METHODS = {"none": None,
            "bc": dict(ratio="bc", partners="different_class"),
-           "speechmix": dict(partners="different_class")}
-POINTS = {"none": (1, 2, 3, 4), "bc": (0,), "speechmix": (1, 2, 3, 4)}
+           "speechmix": dict(ratio="bc", partners="different_class")}
+POINTS = {"none": (0, 1, 2, 3, 4), "bc": (0,), "speechmix": (0, 1, 2, 3, 4)}
 HIDDEN_GAINS = {"speechmix": "activation"}
 
 # BC learning's EnvNet-v2 / ESC-10 schedule (opts.py), and its test crops.

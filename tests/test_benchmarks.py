@@ -137,9 +137,9 @@ def test_speed_tiny(tmp_path):
         assert len(v["point_median_ms"]) == v["mix_points"]
         assert v["mixed_ms"] == pytest.approx(np.mean(v["point_median_ms"]))
         assert v["ratio_low"] <= v["ratio"] <= v["ratio_high"], method
-    # The networks the recipe builds for each method: SpeechMix's three
-    # block points, one point for input mixup and BC.
-    assert steps["methods"]["speechmix"]["mix_points"] == 3
+    # The networks the recipe builds for each method: SpeechMix's waveform
+    # and three block points, one point for input mixup and BC.
+    assert steps["methods"]["speechmix"]["mix_points"] == 4
     assert steps["methods"]["bc"]["mix_points"] == 1
     assert payload["worst_step_ratio"] == max(v["ratio"] for v in steps["methods"].values())
     pipeline = payload["pipeline"]
@@ -267,3 +267,26 @@ def test_validate_recipe_summary_pairs_noisy_clips_with_the_baseline():
     noise_lines = [line for line in text.splitlines() if line.startswith("  white:20")]
     # speechmix gets all 10 noisy clips right where plain training gets none.
     assert noise_lines == ["  white:20  none 100.0; speechmix 0.0 (10:0 p=0.00)"]
+
+
+def test_accuracy_resume_drops_only_the_runs_of_changed_methods():
+    accuracy = bench_module("accuracy")
+    stored = json.loads((REPO / "results" / "accuracy_esc10_prior.json").read_text())["config"]
+    same = dict(stored, hidden_gains={"speechmix": "activation"})
+    # A config written before hidden gains were stored reads as today's.
+    assert accuracy.changed_methods(stored, same) == set()
+    moved = json.loads(json.dumps(same))
+    moved["network_points"]["speechmix"] = ["waveform", "block1", "block2", "block3"]
+    moved["methods"]["bc"] = dict(moved["methods"]["bc"], alpha=2.0)
+    # Plain training's points are identities: SpeechMix's moving leaves it.
+    assert accuracy.changed_methods(stored, moved) == {"speechmix", "bc"}
+    regained = dict(same, hidden_gains={})
+    assert accuracy.changed_methods(same, regained) == {"speechmix"}
+
+
+def test_accuracy_resume_reads_an_option_added_since_and_off_as_the_same_recipe():
+    accuracy = bench_module("accuracy")
+    stored = dict(model="logmel_fc", epochs=100)
+    assert accuracy.same_recipe(stored, dict(stored, random_clipping=None))
+    assert not accuracy.same_recipe(stored, dict(stored, random_clipping=10.0))
+    assert not accuracy.same_recipe(stored, dict(stored, epochs=50))

@@ -29,7 +29,7 @@ import paper_scale as ps
 
 real = ps.build_model("speechmix", 3, 17502)
 assert [l.name for l in real.layers if l.name.startswith("mix_")] == [
-    "mix_1", "mix_2", "mix_3", "mix_4"], real.layers
+    "mix_0", "mix_1", "mix_2", "mix_3", "mix_4"], real.layers
 
 
 def small(method, num_classes, length, dropout=0.5):
