@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 
 from keras_speechmix.audio import datasets  # noqa: E402
 from keras_speechmix.audio.shifts import apply_shift  # noqa: E402
-from keras_speechmix.training import experiment, recipe  # noqa: E402
+from keras_speechmix.training import experiment  # noqa: E402
 
 # name -> (base method, overrides). "waveform" is the input waveform (BC's
 # rule), "input" the log-mel features, "blockN" after each conv block.
@@ -94,16 +94,12 @@ NOISE_SHIFTS = ("white:20", "white:10", "pink:10")
 def variant(name):
     """Makes `name` a method `train_clips(mix=name)` trains, for the block."""
     base, over = VARIANTS[name]
-    saved_methods, saved_mixes = dict(experiment.METHODS), recipe.MIXES
+    saved_methods = dict(experiment.METHODS)
     network = experiment.NETWORKS[experiment.RECIPE["model"]]
     saved_points, saved_recipe = dict(network["points"]), dict(experiment.RECIPE)
     saved_gains = dict(experiment.HIDDEN_GAINS)
     try:
         experiment.METHODS[name] = over.get("mixing", experiment.METHODS[base])
-        # `recipe.method_points` checks the name against recipe's own MIXES
-        # (experiment's is a re-export: rebinding it alone refused every
-        # mixing variant's name).
-        recipe.MIXES = experiment.MIXES = tuple(experiment.METHODS)
         network["points"][name] = over.get("points", saved_points.get(base, ()))
         experiment.HIDDEN_GAINS[name] = over.get("hidden_gain",
                                                  saved_gains.get(base, "plan"))
@@ -116,7 +112,6 @@ def variant(name):
     finally:
         experiment.METHODS.clear()
         experiment.METHODS.update(saved_methods)
-        recipe.MIXES = experiment.MIXES = saved_mixes
         network["points"].clear()
         network["points"].update(saved_points)
         experiment.RECIPE.clear()
@@ -176,8 +171,13 @@ def summary(runs, names, seeds, references=("none", "previous_speechmix")):
     by = {(r["variant"], r["seed"]): r for r in runs}
     complete = [s for s in seeds if all((n, s) in by for n in names)]
     lines = [f"seeds with every variant: {complete}"]
-    pooled = {n: np.concatenate([by[(n, s)]["correct"] for s in complete]).astype(bool)
-              for n in names} if complete else {}
+
+    def pooled_over_seeds(n, key):
+        # None where a run predates `key` (older lines of the JSON lack it).
+        values = [by[(n, s)].get(key) for s in complete]
+        return None if None in values else np.concatenate(values).astype(bool)
+
+    pooled = {n: pooled_over_seeds(n, "correct") for n in names} if complete else {}
     header = (f"{'variant':22s} {'error %':>8s} {'per seed':>30s}  McNemar vs "
               + " / vs ".join(references)
               + " (clips only this variant gets right : only the other)")
@@ -193,13 +193,11 @@ def summary(runs, names, seeds, references=("none", "previous_speechmix")):
                 test = common.mcnemar(pooled[n], pooled[ref])
                 cells.append(f"{test['a_only']}:{test['b_only']} p={test['p']:.2f}")
         line = f"{n:22s} {100 * err:8.1f} {per:>30s}  {' / '.join(cells)}"
-        quiet = [by[(n, s)].get("correct_quiet") for s in complete]
-        if all(q is not None for q in quiet):
-            quiet = np.concatenate(quiet).astype(bool)
+        quiet = pooled_over_seeds(n, "correct_quiet")
+        if quiet is not None:
             line += f"  | 20 dB quieter: {100 * (1 - quiet.mean()):.1f} %"
-        loud = [by[(n, s)].get("correct_loud") for s in complete]
-        if all(q is not None for q in loud):
-            loud = np.concatenate(loud).astype(bool)
+        loud = pooled_over_seeds(n, "correct_loud")
+        if loud is not None:
             test = common.mcnemar(pooled[n], loud)
             line += (f"  | 10 dB louder, clipped: {100 * (1 - loud.mean()):.1f} % "
                      f"(clean right only : loud right only {test['a_only']}:{test['b_only']}, "

@@ -164,8 +164,10 @@ def method_points(network, mix):
     >>> method_points(NETWORKS["logmel_fc"], "speechmix")
     ('waveform', 'block1', 'block2', 'block3')
     """
-    if mix not in MIXES:
-        raise ValueError(f"`mix` must be one of {MIXES}; received mix={mix!r}.")
+    # METHODS, not its snapshot MIXES: a method added to METHODS (as
+    # benchmarks/validate_recipe.py adds its variants) is a method here too.
+    if mix not in METHODS:
+        raise ValueError(f"`mix` must be one of {tuple(METHODS)}; received mix={mix!r}.")
     # Plain training builds the SpeechMix network: its points stay identities.
     return network["points"]["speechmix" if mix == "none" else mix]
 
